@@ -44,7 +44,7 @@ sanity: venv ## ansible-test sanity on a copy of the collection
 	@$(STAGE) sanity scripts/sanity.sh
 
 unit: venv ## Unit tests (no Docker, no GPU)
-	@$(STAGE) unit pytest -q tests/unit
+	@$(STAGE) unit pytest -q tests/unit tests/preflight
 
 molecule: venv images ## Every Molecule scenario (SCENARIOS="a b" for some)
 	@for s in $(SCENARIOS); do $(STAGE) "molecule $$s" molecule test -s "$$s" || exit 1; done

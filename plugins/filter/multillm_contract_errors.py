@@ -24,8 +24,8 @@ options:
       - A dictionary of the host's contract variables, for example C(multillm_models),
         C(multillm_vram_strategy), C(multillm_gpu_memory_gib), C(multillm_resting_vram_gib),
         C(multillm_resting_vram_tolerance_gib), C(multillm_static_utilization_cap),
-        C(multillm_gpu_required), C(multillm_hf_token), and optionally C(litellm_gateway_port)
-        and C(litellm_gateway_master_key) (checked only when present).
+        C(multillm_gpu_required), C(multillm_hf_token), and optionally C(litellm_gateway_port),
+        C(litellm_gateway_version) and C(litellm_gateway_master_key) (checked only when present).
     type: dict
     required: true
   host:
@@ -87,6 +87,11 @@ MANAGED_ENV = ("KVCACHED_IPC_NAME", "ENABLE_KVCACHED", "KVCACHED_AUTOPATCH", "HF
 # model name and a DNS label alike.
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 MASTER_KEY_MIN_LEN = 16
+# LiteLLM releases the gateway refuses: older than the last proxy CVE fix, or the
+# two uploads that carried malware (2026-03-24).
+LITELLM_MIN_VERSION = (1, 83, 10)
+LITELLM_COMPROMISED = ("1.82.7", "1.82.8")
+VERSION_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 UTILIZATION_MAX = 0.95
 
 
@@ -166,6 +171,19 @@ def _check_gateway(c, r):
             r.add("litellm_gateway_master_key", "<hidden>",
                   "must be a string that starts with 'sk-' and has at least %d characters" % MASTER_KEY_MIN_LEN,
                   "Generate one, e.g. \"sk-$(openssl rand -hex 24)\", and store it with ansible-vault.")
+    version = c.get("litellm_gateway_version")
+    if version is not None:
+        match = VERSION_RE.match(str(version))
+        if str(version) in LITELLM_COMPROMISED:
+            r.add("litellm_gateway_version", version, "is a compromised LiteLLM release (malicious upload of 2026-03-24)",
+                  "Pin a clean release, 1.83.10 or newer.")
+        elif not match:
+            r.add("litellm_gateway_version", version, "must be an exact release such as 1.106.12",
+                  "Pin one exact version; ranges make reprovisioning unrepeatable.")
+        elif tuple(int(g) for g in match.groups()) < LITELLM_MIN_VERSION:
+            r.add("litellm_gateway_version", version,
+                  "is older than 1.83.10, which fixes proxy CVE-2026-42208 and CVE-2026-40217",
+                  "Pin 1.83.10 or newer.")
     return port if _is_int(port) else None
 
 
