@@ -25,6 +25,7 @@ import datetime
 import json
 import os
 import signal
+import struct
 import sys
 import threading
 import time
@@ -69,10 +70,27 @@ class State:
             self.requests[key] = self.requests.get(key, 0) + 1
 
 
+def kvcached_segment(model):
+    """Mimic kvcached's 24-byte /dev/shm/<KVCACHED_IPC_NAME> segment (int64 limit, used,
+    prealloc) when the container asks for kvcached. Like kvcached on vLLM (its issue #477)
+    the segment is NOT removed on exit: whoever stops the container must clean it up."""
+    if os.environ.get("ENABLE_KVCACHED", "").lower() not in ("1", "true", "yes"):
+        return
+    ipc = os.environ.get("KVCACHED_IPC_NAME") or f"kvcached_vLLM_{os.getpgid(0)}"
+    limit = int(float(os.environ.get("STANDIN_KV_LIMIT_GIB", "1")) * (1 << 30))
+    try:
+        with open(os.path.join("/dev/shm", ipc), "wb") as f:
+            f.write(struct.pack("<qqq", limit, 0, 0))
+        log(model, "kvcached_segment", path=f"/dev/shm/{ipc}")
+    except OSError as exc:
+        log(model, "kvcached_segment_failed", error=str(exc).replace(" ", "_"))
+
+
 def loader(state):
     """Simulate loading, then turn healthy (or fail as --fail-mode says)."""
     args = state.args
     log(args.model, "loading_started", load_delay=args.load_delay, fail_mode=args.fail_mode, port=args.port)
+    kvcached_segment(args.model)
     if args.fail_mode == "crash-during-load":
         time.sleep(args.load_delay / 2)
         log(args.model, "crashed", reason="crash-during-load")
