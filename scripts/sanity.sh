@@ -10,6 +10,29 @@ mkdir -p "$dest"
 (cd "$root" && git ls-files -z --cached --others --exclude-standard | grep -zv '^collections/' |
   xargs -0 -I{} cp --parents -P {} "$dest"/)
 cd "$dest"
+# ansible-test bootstraps pip into each sanity venv with a get-pip script from
+# ci-files.testing.ansible.com, which is unreachable here. Stand in for it: the
+# stdlib's ensurepip, then pip installs the exact packages ansible-test asks for
+# (pip==24.2 ...) from PyPI. Only written when no real script is cached.
+for v in 24_2; do  # the pip version ansible-test 2.19 pins
+  cached=~/.ansible/test/cache/get_pip_$v.py
+  # a real get-pip script, when someone cached one, wins over the stand-in
+  [[ -s $cached ]] && ! grep -q '^"""Stand-in for get-pip' "$cached" && continue
+  mkdir -p "$(dirname "$cached")"
+  cat >"$cached" <<'PY'
+"""Stand-in for get-pip.py: ensurepip, then `pip install` of the arguments."""
+import ensurepip
+import os
+import subprocess
+import sys
+
+env = dict(os.environ)  # ensurepip blanks pip's configuration (PIP_CONFIG_FILE=/dev/null) in os.environ
+ensurepip.bootstrap(upgrade=True)
+# --no-setuptools/--no-wheel are get-pip's own flags; pip install has no such options.
+args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]
+sys.exit(subprocess.call([sys.executable, "-m", "pip", "install"] + args, env=env))
+PY
+done
 # Tests that need a registry, network or tools we do not ship are left out and named here.
 #   shellcheck: not installed on the CI image (our shell scripts are linted by bash -n below)
 skip=(--skip-test shellcheck)
