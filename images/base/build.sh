@@ -41,6 +41,10 @@ for unit in systemd-remount-fs.service getty.target console-getty.service \
   ln -sf /dev/null "$rootfs/etc/systemd/system/$unit"
 done
 : >"$rootfs/etc/machine-id"
+# /tmp is a fresh tmpfs in every test container. Debian's tmp.conf empties it at
+# boot ('D'), racing with the first task that uses it (apt-get update fails with
+# "Unknown error executing apt-key" when its signature file vanishes).
+echo 'd /tmp 1777 root root -' >"$rootfs/etc/tmpfiles.d/tmp.conf"
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
 # The mirror debootstrap used, so apt inside test hosts works as on a real host.
 echo "deb $mirror $suite main" >"$rootfs/etc/apt/sources.list"
