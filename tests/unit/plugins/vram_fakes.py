@@ -1,9 +1,13 @@
-"""What the fake libnvidia-ml.so.1 reports: its state file, written from Python.
+"""Fakes at the edges of vram_check: the state of the fake libnvidia-ml.so.1, a Docker API stand-in.
 
 The format is described at the top of tests/fakes/nvml/fake_nvml.c.
 """
 
+import json
 import pathlib
+import socketserver
+import threading
+from http.server import BaseHTTPRequestHandler
 
 MIB = 1024 ** 2
 GIB = 1024 ** 3
@@ -40,3 +44,46 @@ def write_state(path, gpus=(), init=0, driver="580.159.04", cycle=False, fail=No
         lines.append("fail %s %d" % (function, rc))
     pathlib.Path(path).write_text("\n".join(lines) + "\n")
     return path
+
+
+class FakeDockerApi:
+    """A Docker Engine API stand-in on a Unix socket: GET /containers/<id>/json."""
+
+    def __init__(self, path, containers, status=None):
+        api = self
+        self.requests = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's naming
+                api.requests.append(self.path)
+                cid = self.path.split("/")[2] if self.path.startswith("/containers/") else None
+                if status:
+                    self.send_response(status)
+                    body = b'{"message": "boom"}'
+                elif cid in containers:
+                    self.send_response(200)
+                    body = json.dumps({"Id": cid, "Name": "/" + containers[cid]}).encode()
+                else:
+                    self.send_response(404)
+                    body = b'{"message": "No such container"}'
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+            def address_string(self):
+                return "unix"
+
+        self.server = socketserver.ThreadingUnixStreamServer(path, Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
