@@ -33,6 +33,7 @@ done
   /usr/local/cuda/bin/nvcc --version | tail -2
   grep -h -E '#define PYBIND11_VERSION_(MAJOR|MINOR|PATCH)' \
     "$($PY -c 'import torch, os; print(os.path.dirname(torch.__file__))')/include/pybind11/detail/common.h"
+  echo "python CFLAGS: $($PY -c 'import sysconfig; print(sysconfig.get_config_var("CFLAGS"))')"
   ls "$wheels"
 } >"$OUT/facts.txt" 2>&1
 cat "$OUT/facts.txt"
@@ -41,11 +42,15 @@ $PY -m pip install -q --no-index --no-deps --no-compile --target /tmp/kvc-site \
   "$wheels"/setuptools-*.whl "$wheels"/posix_ipc-*.whl || exit 1
 export PYTHONPATH=/tmp/kvc-site
 
+# setuptools >= 7x takes CFLAGS from the environment *instead of* Python's own
+# (which carry -DNDEBUG -O2): keep Python's flags and add -g for backtraces.
+cflags="$($PY -c 'import sysconfig; print(sysconfig.get_config_var("CFLAGS") or "")') -g"
 build() {
-  local v=$1 t0=$SECONDS
+  local v=$1
+  local t0=$SECONDS
   rm -rf "/tmp/kvc-$v"
   CUDA_HOME=/usr/local/cuda LIBRARY_PATH=/usr/local/cuda/lib64/stubs TORCH_CUDA_ARCH_LIST=9.0 \
-    MAX_JOBS=8 CFLAGS="-g" \
+    MAX_JOBS=8 CFLAGS="$cflags" \
     $PY -m pip install -v --no-index --no-deps --no-build-isolation --no-cache-dir \
     --target "/tmp/kvc-$v" "$wheels/kvcached-$v.tar.gz" >"/tmp/kvc-build-$v.log" 2>&1
   echo "build $v rc=$? in $((SECONDS - t0)) s" >>"/tmp/kvc-build-$v.log"
@@ -60,7 +65,8 @@ done >"$OUT/build.log"
 grep -h '^build ' /tmp/kvc-build-*.log
 
 probe() {
-  local v=$1 f="$OUT/probe-$v.txt"
+  local v=$1
+  local f="$OUT/probe-$v.txt"
   [ -d "/tmp/kvc-$v/kvcached" ] || { echo "no build of $v" | tee "$f"; return; }
   {
     echo "### symbols the extension imports from torch (stable C shims)"
@@ -72,15 +78,36 @@ probe() {
   local failing
   failing=$(grep -m1 -E '^[a-z_]+ +rc=(-|[1-9]|timeout)' "$f" | awk '{print $1}')
   if [ -n "$failing" ] && command -v cuda-gdb >/dev/null; then
-    echo "### cuda-gdb backtrace of step $failing" >>"$f"
+    echo "### cuda-gdb backtrace of step $failing (crashing thread first)" >>"$f"
     PYTHONPATH=/tmp/kvc-$v:/tmp/kvc-site KVCACHED_IPC_NAME=kvcprobe_gdb timeout 240 \
       cuda-gdb -q -batch -ex 'set pagination off' -ex 'set confirm off' \
-      -ex 'handle SIGPIPE nostop noprint' -ex run -ex 'info registers rip' \
-      -ex 'thread apply all bt 30' -ex 'x/6i $pc' \
+      -ex 'handle SIGPIPE nostop noprint' -ex run -ex 'bt 40' -ex 'info symbol $pc' \
+      -ex 'x/8i $pc' -ex 'info registers' -ex 'info sharedlibrary' \
       --args $PY -X faulthandler "$here/crash_probe.py" "$failing" >>"$f" 2>&1
     rm -f /dev/shm/kvcprobe_*
-    grep -n -E 'SIGSEGV|SIGABRT|^#[0-9]+ ' "$f" | head -40
+    grep -n -E 'SIGSEGV|SIGABRT|^#[0-9]+ |in section|stdc\+\+' "$f" | head -60
   fi
+  # Is std::cout << integer broken in this process at all?  A 3-line library,
+  # called through ctypes, with and without torch and the extension loaded.
+  {
+    echo "### cout probe"
+    printf '#include <iostream>\n#include <cstdint>\nextern "C" void coutp(){ int64_t v = 48; std::cout << "cout probe: n=" << v << std::endl; }\n' >/tmp/coutp.cpp
+    g++ -shared -fPIC -O2 -o /tmp/libcoutp.so /tmp/coutp.cpp
+    for pre in "" "import torch" "import torch; from kvcached import vmm_ops"; do
+      PYTHONPATH=/tmp/kvc-$v:/tmp/kvc-site $PY -X faulthandler -c "$pre
+import ctypes; ctypes.CDLL('/tmp/libcoutp.so').coutp()" 2>&1 | tail -3
+      echo "  [$pre] rc=${PIPESTATUS[0]}"
+    done
+    echo "### libstdc++ / libgcc_s mapped after import torch + extension"
+    PYTHONPATH=/tmp/kvc-$v:/tmp/kvc-site $PY -c "import torch; from kvcached import vmm_ops
+print('\n'.join(sorted({l.split()[-1] for l in open('/proc/self/maps') if 'stdc++' in l or 'libgcc_s' in l})))"
+    echo "### ctor step with the system libstdc++ preloaded"
+    PYTHONPATH=/tmp/kvc-$v:/tmp/kvc-site LD_PRELOAD=/lib/x86_64-linux-gnu/libstdc++.so.6 \
+      KVCACHED_IPC_NAME=kvcprobe_pre timeout 120 $PY -X faulthandler "$here/crash_probe.py" ctor 2>&1 | tail -5
+    echo "  rc=${PIPESTATUS[0]}"
+    rm -f /dev/shm/kvcprobe_*
+  } >>"$f" 2>&1
+  sed -n '/### cout probe/,$p' "$f"
 }
 probe 0.1.6
 probe 0.1.5
