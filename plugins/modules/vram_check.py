@@ -28,7 +28,7 @@ description:
     per-process and per-container breakdown.
   - Read-only; never reports a change.
 author:
-  - llmops.multillm maintainers
+  - llmops.multillm maintainers (@llmops)
 requirements:
   - nvidia-ml-py (Python module C(pynvml)) on the managed host
   - the NVIDIA driver (C(libnvidia-ml.so.1) and the loaded kernel module) on the managed host
@@ -359,7 +359,7 @@ class VramCheck(object):
                 spec = {'expected_gib': spec}
             if not isinstance(spec, dict) or 'expected_gib' not in spec or set(spec) - {'expected_gib', 'tolerance_gib'}:
                 self.fail('%s: give a number of GiB or a dictionary with expected_gib and optionally '
-                                          'tolerance_gib' % where)
+                          'tolerance_gib' % where)
             try:
                 expected = float(spec['expected_gib'])
                 tolerance = None if spec.get('tolerance_gib') is None else float(spec['tolerance_gib'])
@@ -420,7 +420,7 @@ class VramCheck(object):
         missing = [d for d in devices if d >= count]
         if missing:
             self.fail('devices=%r: GPU %s not present; this host has %d GPU(s), indexes 0 to %d' % (
-                    devices, ', '.join(str(d) for d in missing), count, count - 1))
+                devices, ', '.join(str(d) for d in missing), count, count - 1))
         return list(devices)
 
     @staticmethod

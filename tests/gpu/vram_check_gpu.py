@@ -74,7 +74,7 @@ def smi(query, kind="gpu"):
     """nvidia-smi CSV rows (no header, no units) as lists of strings, or None when it fails."""
     flag = "--query-gpu" if kind == "gpu" else "--query-compute-apps"
     proc = subprocess.run(["nvidia-smi", "%s=%s" % (flag, query), "--format=csv,noheader,nounits"],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         return None
     return [[c.strip() for c in line.split(",")] for line in proc.stdout.strip().splitlines() if line.strip()]
@@ -96,7 +96,8 @@ def module_env():
 def run_module(args):
     payload = json.dumps({"ANSIBLE_MODULE_ARGS": args})
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", MODULE, payload], capture_output=True, text=True, env=module_env())
+    proc = subprocess.run([sys.executable, "-m", MODULE, payload], capture_output=True, text=True,
+                          env=module_env(), check=False)
     wall = time.perf_counter() - start
     try:
         result = json.loads(proc.stdout)
@@ -125,7 +126,7 @@ class Checks:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--device", type=int, default=0)
     parser.add_argument("--sizes", default="4,6,10", help="GiB each worker holds, comma-separated")
     parser.add_argument("--out", default=None, help="folder for the JSON report")
@@ -166,7 +167,7 @@ def main():
 
         # 2. the module's Python entry, no settling: timing and figures
         walls = []
-        for _ in range(5):
+        for _run in range(5):
             rc, result, wall = run_module({"devices": [opts.device], "settle_samples": 1})
             walls.append(wall)
         smi_used = smi("memory.used")
@@ -217,10 +218,10 @@ def main():
             checks.add("nvidia-smi answers", False, "nvidia-smi --query-gpu=memory.used failed")
 
         expected = v2_used(handle) / GIB
-        rc, good, _ = run_module({"devices": [opts.device], "settle_samples": 3, "settle_interval": 0.2,
-                                  "expected_gib": round(expected, 3), "tolerance_gib": 0.5})
+        rc, good, _wall = run_module({"devices": [opts.device], "settle_samples": 3, "settle_interval": 0.2,
+                                      "expected_gib": round(expected, 3), "tolerance_gib": 0.5})
         checks.add("expected_gib = what is held passes (settling 3 samples)", rc == 0, good.get("msg"))
-        rc, bad, _ = run_module({"devices": [opts.device], "settle_samples": 1, "expected_gib": 1, "tolerance_gib": 0.5})
+        rc, bad, _wall = run_module({"devices": [opts.device], "settle_samples": 1, "expected_gib": 1, "tolerance_gib": 0.5})
         checks.add("a wrong expectation fails with the breakdown", rc == 1 and "Breakdown" in bad.get("msg", "")
                    and all(str(w["pid"]) in bad["msg"] for w in workers), bad.get("msg"))
         report["failure_message"] = bad.get("msg")
@@ -238,13 +239,14 @@ def main():
             proc = subprocess.run([sys.executable, ansible, "localhost", "-c", "local", "-i", "localhost,",
                                    "-e", "ansible_python_interpreter=%s" % sys.executable,
                                    "-m", "llmops.multillm.vram_check", "-a", args],
-                                  capture_output=True, text=True, env=env, cwd=str(ROOT))
+                                  capture_output=True, text=True, env=env, cwd=str(ROOT), check=False)
             wall = time.perf_counter() - start
             report["ansible_adhoc"] = {"rc": proc.returncode, "wall_s": round(wall, 2),
                                        "stdout_tail": proc.stdout[-1500:], "stderr_tail": proc.stderr[-1500:]}
-            checks.add("ansible localhost -m llmops.multillm.vram_check passes", proc.returncode == 0 and
-                       "SUCCESS" in proc.stdout, "rc %d in %.2f s: %s" % (proc.returncode, wall,
-                                                                      (proc.stdout or proc.stderr)[-300:]))
+            tail = (proc.stdout or proc.stderr)[-300:]
+            checks.add("ansible localhost -m llmops.multillm.vram_check passes",
+                       proc.returncode == 0 and "SUCCESS" in proc.stdout,
+                       "rc %d in %.2f s: %s" % (proc.returncode, wall, tail))
         else:
             report["ansible_adhoc"] = "ansible not importable here; skipped"
             print("ansible not found: the ad-hoc run was not made", flush=True)
@@ -253,8 +255,8 @@ def main():
         grower = start_worker(4, opts.device, step_mib=512, period=0.25)
         workers.append(dict(proc=grower, pid=grower.pid, gib=4))
         grower.stdout.readline()
-        rc, unsettled, _ = run_module({"devices": [opts.device], "settle_samples": 3, "settle_interval": 0.25,
-                                       "settle_delta_mib": 64, "timeout": 1.0})
+        rc, unsettled, _wall = run_module({"devices": [opts.device], "settle_samples": 3, "settle_interval": 0.25,
+                                           "settle_delta_mib": 64, "timeout": 1.0})
         checks.add("a growing process: did not settle within 1 s", rc == 1 and "did not settle" in unsettled.get("msg", ""),
                    unsettled.get("msg", "")[:400])
         rc, settled, wall = run_module({"devices": [opts.device], "settle_samples": 3, "settle_interval": 0.5,
