@@ -37,7 +37,7 @@ def settled(history, samples, delta_mib):
     """
     if len(history) < samples:
         return False
-    window = history[-samples:]
+    window = list(history)[-samples:]
     for column in range(len(window[0])):
         if spread([reading[column] for reading in window]) > delta_mib * MIB:
             return False
@@ -143,10 +143,14 @@ def breakdown(gpus):
     return lines
 
 
-def sample_line(samples, limit=20):
-    """The last ``limit`` samples as 't=..s: MiB per GPU' text for a message."""
-    shown = samples[-limit:]
+def sample_line(samples, limit=20, total=None):
+    """The last ``limit`` samples as 't=..s: MiB per GPU' text for a message.
+
+    ``total`` is how many samples were taken, when ``samples`` holds only the latest ones.
+    """
+    shown = list(samples)[-limit:]
     text = ', '.join('t=%.1fs %s MiB' % (s['elapsed_s'], '/'.join(str(m) for m in s['per_gpu_mib'])) for s in shown)
-    if len(samples) > limit:
-        text = '(%d earlier samples left out) %s' % (len(samples) - limit, text)
+    total = len(samples) if total is None else total
+    if total > len(shown):
+        text = '(%d earlier samples left out) %s' % (total - len(shown), text)
     return text

@@ -287,6 +287,7 @@ msg:
   sample: "Resting VRAM is 57.83 GiB on GPU 0, within 58.00 ± 2.00 GiB (settled after 5 samples in 4.0 s)"
 '''
 
+import collections
 import time
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
@@ -432,13 +433,16 @@ class VramCheck(object):
         """Sample until settled or timed out; returns (last readings, settled, seconds)."""
         p = self.params
         start = time.monotonic()
-        history = []
-        samples = []
+        # bounded: a long timeout with a short interval must not grow memory without end
+        history = collections.deque(maxlen=p['settle_samples'])
+        samples = collections.deque(maxlen=MAX_SAMPLES_RETURNED)
+        count = 0
         while True:
             readings = [nvml.memory(gpu['handle']) for gpu in gpus]
             elapsed = time.monotonic() - start
             used = [mem.used for mem in readings]
             history.append(used)
+            count += 1
             samples.append({'elapsed_s': round(elapsed, 3), 'used_mib': ev.to_mib(sum(used)),
                             'per_gpu_mib': [ev.to_mib(u) for u in used]})
             if ev.settled(history, p['settle_samples'], p['settle_delta_mib']):
@@ -448,8 +452,8 @@ class VramCheck(object):
                 settled = False
                 break
             time.sleep(p['settle_interval'])
-        self.all_samples = samples
-        self.result['samples'] = samples[-MAX_SAMPLES_RETURNED:]
+        self.sample_count = count
+        self.result['samples'] = list(samples)
         return readings, settled, elapsed
 
     def fill(self, nvml, gpu, mem):
@@ -490,17 +494,18 @@ class VramCheck(object):
             settled=settled, containers=containers)
         where = '%s %s' % ('GPUs' if len(gpus) > 1 else 'GPU', ', '.join(str(gpu['index']) for gpu in gpus))
         lines = ev.breakdown(gpus)
-        count = len(self.all_samples)
+        count = self.sample_count
+        samples = self.result['samples']
 
         if not settled:
-            window = [s['per_gpu_mib'] for s in self.all_samples[-p['settle_samples']:]]
+            window = [s['per_gpu_mib'] for s in samples[-p['settle_samples']:]]
             spreads = ['GPU %d spread %d MiB' % (gpu['index'], ev.spread([w[i] for w in window]))
                        for i, gpu in enumerate(gpus)]
             self.fail(
                 'VRAM on %s did not settle within %.1f s: settling needs %d consecutive samples within %d MiB '
                 'of each other per GPU; over the last %d of %d samples %s. Samples: %s. Last reading: %s' % (
                     where, p['timeout'], p['settle_samples'], p['settle_delta_mib'], len(window), count,
-                    ', '.join(spreads), ev.sample_line(self.all_samples), ' | '.join(lines)))
+                    ', '.join(spreads), ev.sample_line(samples, total=count), ' | '.join(lines)))
 
         problems = ev.check_total(total, p['expected_gib'], p['tolerance_gib'], p['max_gib']) + container_problems
         how = 'settled after %d sample%s in %.1f s' % (count, '' if count == 1 else 's', elapsed) \

@@ -104,6 +104,14 @@ def test_did_not_settle_fails_after_the_timeout_with_the_samples(run_module):
     assert {s["used_mib"] for s in taken} == {1000, 3000}
 
 
+def test_a_long_wait_keeps_the_last_hundred_samples(run_module):
+    result = failed(run_module({"settle_interval": 0, "settle_samples": 2, "timeout": 0.3},
+                               [Gpu(samples=[(1000, 0), (2000, 0)])], cycle=True))
+    assert len(result["samples"]) == 100
+    assert "earlier samples left out" in result["msg"]
+    assert result["samples"][-1]["elapsed_s"] > result["samples"][0]["elapsed_s"]
+
+
 def test_a_timeout_of_zero_takes_one_sample_and_cannot_settle_on_several(run_module):
     result = failed(run_module({"settle_samples": 2, "timeout": 0}, [Gpu(samples=[(100, 0)])]))
     assert len(result["samples"]) == 1 and "did not settle" in result["msg"]
