@@ -11,7 +11,9 @@ OpenAI-compatible endpoint and reports latency percentiles and throughput as JSO
 Each connection sends its next request only after the previous answer is read in full
 (closed loop), so `--connections` is the number of requests in flight. A request that does
 not answer 200 with a JSON body, or whose connection breaks, counts as failed; the generator
-reconnects and goes on, so failures are counted, never hidden. Written with asyncio streams
+reconnects and goes on, so failures are counted, never hidden. With --retry-stale, a request
+whose *reused* keep-alive connection breaks before any byte of the answer is sent once more
+on a new connection and counted apart (stale_retries), as ordinary HTTP clients do. Written with asyncio streams
 and a hand-rolled HTTP/1.1 client so that the client costs as little CPU as possible on the
 same small machine as the server.
 """
@@ -31,10 +33,15 @@ def percentile(sorted_values, q):
     return sorted_values[k]
 
 
+class StaleConnection(ConnectionError):
+    """A reused keep-alive connection broke before any byte of the answer arrived."""
+
+
 class Conn:
     def __init__(self, host, port, request):
         self.host, self.port, self.request = host, port, request
         self.reader = self.writer = None
+        self.answered = 0  # answers read on the current connection
 
     async def open(self):
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
@@ -43,15 +50,24 @@ class Conn:
         if self.writer is not None:
             self.writer.close()
             self.reader = self.writer = None
+        self.answered = 0
 
     async def one(self):
         """One request/response; returns the status code. Raises on a broken connection."""
         if self.writer is None:
             await self.open()
-        self.writer.write(self.request)
-        await self.writer.drain()
-        status_line = await self.reader.readline()
+        reused = self.answered > 0
+        try:
+            self.writer.write(self.request)
+            await self.writer.drain()
+            status_line = await self.reader.readline()
+        except (OSError, ConnectionError) as exc:
+            if reused:
+                raise StaleConnection(str(exc)) from exc
+            raise
         if not status_line:
+            if reused:
+                raise StaleConnection("reused connection closed before the status line")
             raise ConnectionError("connection closed before the status line")
         status = int(status_line.split(b" ", 2)[1])
         length, chunked, close = None, False, False
@@ -81,6 +97,7 @@ class Conn:
         else:
             body = await self.reader.read()
             close = True
+        self.answered += 1
         if close:
             self.close()
         if status == 200 and not body.lstrip().startswith(b"{"):
@@ -88,7 +105,7 @@ class Conn:
         return status
 
 
-async def worker(conn, stop_at, limit, latencies, stats):
+async def worker(conn, stop_at, limit, latencies, stats, retry_stale=False):
     while True:
         if stop_at is not None and time.perf_counter() >= stop_at:
             return
@@ -98,7 +115,17 @@ async def worker(conn, stop_at, limit, latencies, stats):
             stats["started"] += 1
         t0 = time.perf_counter()
         try:
-            status = await conn.one()
+            try:
+                status = await conn.one()
+            except StaleConnection:
+                # The server closed an idle keep-alive connection (a recycled worker) just as
+                # this request went out: nothing of it was answered, so send it again on a new
+                # connection, as HTTP clients do (RFC 9112 section 9.3.1; the OpenAI SDKs retry).
+                conn.close()
+                if not retry_stale:
+                    raise
+                stats["stale_retries"] += 1
+                status = await conn.one()
         except (OSError, ConnectionError, ValueError, asyncio.IncompleteReadError, IndexError) as exc:
             conn.close()
             stats["failed"] += 1
@@ -132,13 +159,13 @@ async def run(args):
     conns = [Conn(u.hostname, u.port or 80, request) for _ in range(args.connections)]
 
     if args.warmup:
-        warm = {"started": 0, "failed": 0, "errors": {}}
+        warm = {"started": 0, "failed": 0, "errors": {}, "stale_retries": 0}
         await asyncio.gather(*(worker(c, None, args.warmup, [], warm) for c in conns))
 
-    latencies, stats = [], {"started": 0, "failed": 0, "errors": {}}
+    latencies, stats = [], {"started": 0, "failed": 0, "errors": {}, "stale_retries": 0}
     stop_at = time.perf_counter() + args.duration if args.duration else None
     t0 = time.perf_counter()
-    await asyncio.gather(*(worker(c, stop_at, args.requests, latencies, stats) for c in conns))
+    await asyncio.gather(*(worker(c, stop_at, args.requests, latencies, stats, args.retry_stale) for c in conns))
     elapsed = time.perf_counter() - t0
     for c in conns:
         c.close()
@@ -150,6 +177,7 @@ async def run(args):
         "ok": len(latencies),
         "failed": stats["failed"],
         "errors": stats["errors"],
+        "stale_retries": stats["stale_retries"],
         "seconds": round(elapsed, 3),
         "rps": round(len(latencies) / elapsed, 1) if elapsed > 0 else None,
         "p50_ms": ms(percentile(latencies, 50)),
@@ -167,6 +195,9 @@ def main():
     p.add_argument("--connections", type=int, default=1, help="persistent connections, one request in flight each")
     p.add_argument("--requests", type=int, default=None, help="stop after this many requests")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--retry-stale", action="store_true",
+                   help="resend once, on a new connection, a request whose reused keep-alive connection broke "
+                        "before any answer (counted as stale_retries, not as failed)")
     p.add_argument("--warmup", type=int, default=100, help="requests sent and not measured first")
     args = p.parse_args()
     if args.requests is None and args.duration is None:

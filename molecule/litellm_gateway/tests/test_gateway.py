@@ -1,0 +1,308 @@
+"""Behaviour of llmops.multillm.litellm_gateway on a converged systemd container.
+
+The gateway fronts stand-in model servers (images/standin/standin.py): "chat" on this host
+and on the imaginary host gpu-b (127.0.0.2 in the container), "ocr" on this host, and
+"broken", which converge marked as failed its health gate. Clients run on the Molecule host
+(the team venv's official `openai` package) and reach the container on its bridge address.
+
+Tests run in file order: read-only checks first, then the ones that kill processes, then
+the recycling load test.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import openai
+import pytest
+import yaml
+
+SERVICE = "litellm-gateway"
+UNIT = SERVICE + ".service"
+PORT = 4001
+KEY = "sk-molecule-test-key-0123456789"
+USER = "litellm"
+CONFIG_DIR = "/etc/litellm-gateway"
+CONTAINER = "multillm-litellm_gateway"
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+LOADGEN = os.path.join(REPO, "benchmarks", "gateway_overhead", "loadgen.py")
+# Served model names of the stand-ins (the `model` field of multillm_models).
+BACKENDS = {"chat": "test/chat-model", "ocr": "test/ocr-model"}
+# gpu-b is an inventory-only host (never connected to): test the container alone.
+testinfra_hosts = ["ansible://multillm-litellm_gateway"]
+
+
+@pytest.fixture(scope="module")
+def address():
+    out = subprocess.run(
+        ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", CONTAINER],
+        check=True, capture_output=True, text=True,
+    ).stdout.split()
+    assert out, "the test container has no bridge address"
+    return out[0]
+
+
+@pytest.fixture(scope="module")
+def client(address):
+    # No retries: a failure must show, not be retried away.
+    return openai.OpenAI(base_url="http://%s:%d/v1" % (address, PORT), api_key=KEY, max_retries=0, timeout=30)
+
+
+def main_pid(host):
+    return int(host.check_output("systemctl show -p MainPID --value %s", UNIT))
+
+
+def worker_pids(host, parent):
+    out = host.run("pgrep -P %s", str(parent)).stdout.split()
+    return sorted(int(p) for p in out)
+
+
+def wait_ready(address, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen("http://%s:%d/health/readiness" % (address, PORT), timeout=5) as r:
+                if r.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    return False
+
+
+# --- the service -------------------------------------------------------------------------
+
+def test_unit_is_active_and_enabled(host):
+    svc = host.service(SERVICE)
+    assert svc.is_running
+    assert svc.is_enabled
+
+
+def test_main_process_and_workers_run_as_the_service_user(host):
+    pid = main_pid(host)
+    assert pid > 0
+    assert host.check_output("ps -o user= -p %s", str(pid)).strip() == USER
+    workers = worker_pids(host, pid)
+    # 2 vCPUs in CI: the default is one worker per vCPU, at least 2.
+    assert len(workers) >= 2
+    for w in workers:
+        assert host.check_output("ps -o user= -p %s", str(w)).strip() == USER
+
+
+def test_files_and_modes(host):
+    d = host.file(CONFIG_DIR)
+    assert d.is_directory and d.user == "root" and d.group == USER and d.mode == 0o750
+    cfg = host.file(CONFIG_DIR + "/config.yaml")
+    assert cfg.user == "root" and cfg.group == USER and cfg.mode == 0o640
+    secrets = host.file(CONFIG_DIR + "/secrets.env")
+    assert secrets.user == USER and secrets.mode == 0o600
+    assert KEY in secrets.content_string
+    # The key lives in the secrets file only.
+    assert KEY not in cfg.content_string
+    assert KEY not in host.file("/etc/systemd/system/" + UNIT).content_string
+    venv = host.file("/opt/litellm-gateway/venv")
+    assert venv.user == "root" and not venv.mode & 0o022
+    # The service user cannot change the code it runs.
+    assert host.run("runuser -u %s -- test -w /opt/litellm-gateway/venv/bin/litellm", USER).rc != 0
+    assert host.check_output("/opt/litellm-gateway/venv/bin/pip show litellm | sed -n 's/^Version: //p'") == "1.106.12"
+
+
+def test_environment_of_the_running_process(host):
+    env = host.check_output("tr '\\0' '\\n' < /proc/%s/environ" % main_pid(host)).splitlines()
+    assert "LITELLM_MODE=PRODUCTION" in env
+    assert "LITELLM_LOCAL_MODEL_COST_MAP=True" in env
+    assert "MAX_REQUESTS_BEFORE_RESTART=300" in env
+    assert "MAX_REQUESTS_BEFORE_RESTART_JITTER=50" in env
+
+
+def test_config_holds_only_healthy_models_grouped_by_name(host):
+    cfg = yaml.safe_load(host.file(CONFIG_DIR + "/config.yaml").content_string)
+    deployments = {}
+    for entry in cfg["model_list"]:
+        deployments.setdefault(entry["model_name"], []).append(entry["litellm_params"])
+    assert set(deployments) == {"chat", "ocr"}, "broken failed its gate and must not be served"
+    assert sorted(p["api_base"] for p in deployments["chat"]) == [
+        "http://127.0.0.1:8001/v1", "http://127.0.0.2:8001/v1"]
+    assert [p["api_base"] for p in deployments["ocr"]] == ["http://127.0.0.1:8002/v1"]
+    assert all(p["model"] == "hosted_vllm/test/chat-model" for p in deployments["chat"])
+    assert cfg["general_settings"]["master_key"] == "os.environ/LITELLM_MASTER_KEY"
+    assert cfg["general_settings"]["background_health_checks"] is False
+    assert cfg["litellm_settings"]["request_timeout"] == 600
+
+
+def test_port_is_bound_as_configured_by_the_gateway(host):
+    assert host.socket("tcp://0.0.0.0:%d" % PORT).is_listening
+    owners = set(re.findall(r"pid=(\d+)", host.check_output("ss -Htlnp 'sport = :%s'" % PORT)))
+    assert owners and owners <= {str(main_pid(host))}
+    assert not host.socket("tcp://0.0.0.0:4000").is_listening
+
+
+def test_unit_orders_after_the_model_units(host):
+    wants = host.check_output("systemctl show -p Wants --value %s", UNIT).split()
+    after = host.check_output("systemctl show -p After --value %s", UNIT).split()
+    for name in ("chat", "ocr", "broken"):
+        assert "multillm-model-%s.service" % name in wants
+        assert "multillm-model-%s.service" % name in after
+
+
+def test_unit_is_hardened(host):
+    props = dict(line.split("=", 1) for line in host.check_output(
+        "systemctl show -p Restart -p NoNewPrivileges -p ProtectSystem -p ProtectHome -p PrivateTmp "
+        "-p CapabilityBoundingSet -p TimeoutStopUSec -p User %s", UNIT).splitlines())
+    assert props["Restart"] == "always"
+    assert props["NoNewPrivileges"] == "yes"
+    assert props["ProtectSystem"] == "strict"
+    assert props["ProtectHome"] == "yes"
+    assert props["PrivateTmp"] == "yes"
+    assert props["CapabilityBoundingSet"] == ""
+    assert props["User"] == USER
+    # Longer than Gunicorn's 30 s graceful timeout.
+    assert props["TimeoutStopUSec"] == "45s"
+
+
+def test_systemd_security_exposure_is_at_most_4(host):
+    out = host.check_output("systemd-analyze security --no-pager %s", UNIT)
+    m = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", out)
+    assert m, out[-500:]
+    print("systemd-analyze security exposure:", m.group(1))
+    assert float(m.group(1)) <= 4.0
+
+
+# --- clients -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("model", sorted(BACKENDS))
+def test_openai_chat_completion_through_the_gateway(client, model):
+    r = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hello gateway"}],
+                                       max_tokens=32)
+    text = r.choices[0].message.content
+    assert text and "hello" in text.lower()
+    assert r.choices[0].finish_reason in ("stop", "length")
+
+
+@pytest.mark.parametrize("model", sorted(BACKENDS))
+def test_openai_streamed_completion_through_the_gateway(client, model):
+    plain = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "stream me"}],
+                                           max_tokens=32).choices[0].message.content
+    chunks = []
+    for event in client.chat.completions.create(model=model, messages=[{"role": "user", "content": "stream me"}],
+                                                max_tokens=32, stream=True):
+        if event.choices and event.choices[0].delta.content:
+            chunks.append(event.choices[0].delta.content)
+    assert len(chunks) > 1, "the answer arrived in one piece: not streamed"
+    assert "".join(chunks).strip() == plain.strip()
+
+
+def test_missing_key_is_refused_with_401_by_the_openai_client(address):
+    bad = openai.OpenAI(base_url="http://%s:%d/v1" % (address, PORT), api_key="", max_retries=0, timeout=30)
+    with pytest.raises(openai.AuthenticationError) as exc:
+        bad.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}])
+    assert exc.value.status_code == 401
+
+
+def test_wrong_key_is_refused(address):
+    """Without a database LiteLLM cannot look up virtual keys: a key that is not the master key
+    is refused with 400 "No connected db" (LiteLLM's behaviour, documented in the README)."""
+    bad = openai.OpenAI(base_url="http://%s:%d/v1" % (address, PORT), api_key="sk-not-the-key-000000",
+                        max_retries=0, timeout=30)
+    with pytest.raises(openai.APIStatusError) as exc:
+        bad.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}])
+    assert exc.value.status_code in (400, 401)
+
+
+def test_missing_key_is_refused_with_401(address):
+    req = urllib.request.Request(
+        "http://%s:%d/v1/chat/completions" % (address, PORT), method="POST",
+        data=json.dumps({"model": "chat", "messages": [{"role": "user", "content": "hi"}]}).encode(),
+        headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(req, timeout=30)
+    assert exc.value.code == 401
+
+
+def standin_chat_count(host, ip):
+    metrics = host.check_output("curl -sf http://%s:8001/metrics", ip)
+    m = re.search(r'standin_requests_total\{path="/v1/chat/completions",status="200"\} (\d+)', metrics)
+    return int(m.group(1)) if m else 0
+
+
+def test_same_model_on_two_hosts_is_load_balanced(host, client):
+    before = {ip: standin_chat_count(host, ip) for ip in ("127.0.0.1", "127.0.0.2")}
+    for _ in range(40):
+        client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "spread"}], max_tokens=4)
+    after = {ip: standin_chat_count(host, ip) for ip in ("127.0.0.1", "127.0.0.2")}
+    served = {ip: after[ip] - before[ip] for ip in after}
+    assert sum(served.values()) == 40
+    # simple-shuffle: with 40 requests each backend gets some (chance of a miss: 2 * 0.5**40).
+    assert all(n > 0 for n in served.values()), served
+
+
+# --- faults ------------------------------------------------------------------------------
+
+def test_killed_worker_is_replaced(host, client, address):
+    pid = main_pid(host)
+    before = worker_pids(host, pid)
+    victim = before[0]
+    host.run("kill -KILL %s", str(victim))
+    deadline = time.time() + 90
+    now = before
+    while time.time() < deadline:
+        now = worker_pids(host, pid)
+        if len(now) == len(before) and victim not in now:
+            break
+        time.sleep(0.5)
+    assert victim not in now and len(now) == len(before), (before, now)
+    assert main_pid(host) == pid, "killing a worker must not restart the service"
+    assert wait_ready(address)
+    r = client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "after"}], max_tokens=4)
+    assert r.choices[0].message.content
+
+
+def test_killed_main_process_is_restarted_by_systemd(host, client, address):
+    pid = main_pid(host)
+    restarts = int(host.check_output("systemctl show -p NRestarts --value %s", UNIT))
+    host.run("kill -KILL %s", str(pid))
+    deadline = time.time() + 120
+    new = 0
+    while time.time() < deadline:
+        new = main_pid(host)
+        if new and new != pid and host.service(SERVICE).is_running:
+            break
+        time.sleep(0.5)
+    assert new and new != pid
+    assert int(host.check_output("systemctl show -p NRestarts --value %s", UNIT)) == restarts + 1
+    assert wait_ready(address)
+    r = client.chat.completions.create(model="ocr", messages=[{"role": "user", "content": "back"}], max_tokens=4)
+    assert r.choices[0].message.content
+
+
+def test_recycling_under_load_fails_no_request(host, address):
+    """3,000 requests on 8 keep-alive connections, workers recycled every ~300 requests.
+
+    A recycling worker closes its idle keep-alive connections; a request sent on one at that
+    instant is reset before any byte of an answer. loadgen resends such a request once on a new
+    connection (as HTTP clients and the OpenAI SDKs do) and counts it apart: every other error,
+    including a second failure, counts as failed.
+    """
+    pid = main_pid(host)
+    since = host.check_output("date '+%Y-%m-%d %H:%M:%S'")
+    time.sleep(1)
+    run = subprocess.run(
+        [sys.executable, LOADGEN, "--url", "http://%s:%d/v1/chat/completions" % (address, PORT),
+         "--model", "chat", "--key", KEY, "--connections", "8", "--requests", "3000", "--warmup", "0",
+         "--retry-stale"],
+        check=True, capture_output=True, text=True, timeout=400)
+    result = json.loads(run.stdout)
+    print("recycling load:", result)
+    booted = host.check_output(
+        "journalctl -u %s --since %s --no-pager -o cat | grep -c 'Booting worker' || true", UNIT, since)
+    print("workers booted during the load:", booted)
+    assert main_pid(host) == pid, "the service restarted instead of recycling workers"
+    assert int(booted) >= 6, "expected several recycles (300 requests per worker)"
+    assert result["failed"] == 0, result["errors"]
+    assert result["ok"] == 3000
