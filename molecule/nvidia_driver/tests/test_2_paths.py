@@ -71,3 +71,19 @@ def test_check_mode_on_the_converged_host_changes_nothing(run_playbook, recap):
     rc, out = run_playbook("run_role.yml", {"multillm_gpu_required": False}, check=True)
     assert rc == 0, out
     assert recap(out)["changed"] == 0, out
+
+
+def _versions(host, names):
+    return {n: host.package(n).version for n in names}
+
+
+def test_branch_switch_moves_pins_and_holds_and_back(host, run_playbook):
+    names = ["nvidia-open", "nvidia-kernel-open-dkms", "nvidia-driver-cuda", "nvidia-persistenced", "nvidia-fabricmanager"]
+    rc, out = run_playbook("run_role.yml", {"multillm_gpu_required": False, "nvidia_driver_branch": "590"})
+    assert rc == 0, out
+    assert set(_versions(host, names).values()) == {"590.44.01-1"}, out
+    assert all(host.check_output(f"dpkg-query -W -f='${{Status}}' {n}").startswith("hold ") for n in names)
+    rc, out = run_playbook("run_role.yml", {"multillm_gpu_required": False, "nvidia_driver_version": "580.95.05"})
+    assert rc == 0, out
+    assert set(_versions(host, names).values()) == {"580.95.05-1"}, out
+    assert all(host.check_output(f"dpkg-query -W -f='${{Status}}' {n}").startswith("hold ") for n in names)
