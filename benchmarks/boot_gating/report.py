@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Turns the per-run JSON lines of collect.py into the figures of docs/benchmarks.md."""
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+
+
+def figures(run):
+    ms = run["models"]
+    delays = sum(m["delay_s"] for m in ms)
+    boot = ms[-1]["healthy"] - ms[0]["unit_start"]
+    gaps_unit = [b["unit_start"] - a["healthy"] for a, b in zip(ms, ms[1:])]
+    gaps_load = [b["loading_started"] - a["healthy"] for a, b in zip(ms, ms[1:])]
+    detect = [m["unit_active"] - m["healthy"] for m in ms]
+    container = [m["loading_started"] - m["unit_start"] for m in ms]
+    ordered = all(b["loading_started"] > a["healthy"] for a, b in zip(ms, ms[1:]))
+    return {
+        "sum_delays_s": delays,
+        "boot_s": boot,
+        "ratio": boot / delays,
+        "play_wall_s": run["play_end"] - run["play_start"],
+        "gap_healthy_to_next_unit_start_s": gaps_unit,
+        "gap_healthy_to_next_loading_s": gaps_load,
+        "healthy_to_unit_active_s": detect,
+        "unit_start_to_loading_s": container,
+        "ordered": ordered,
+    }
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--command", required=True)
+    p.add_argument("--json", required=True)
+    a = p.parse_args()
+    runs = [json.loads(line) for line in sys.stdin if line.strip()]
+    figs = [figures(r) for r in runs]
+    with open(a.json, "w") as f:
+        json.dump({"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": platform.node(),
+                   "command": a.command, "runs": runs, "figures": figs}, f, indent=1)
+    print("| run | boot (s) | sum of delays (s) | ratio | healthy -> next unit start (s) | "
+          "healthy -> next model loading (s) | unit start -> loading (s) | ansible-playbook wall (s) | in order |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for i, f in enumerate(figs, 1):
+        print("| %d | %.2f | %.0f | %.3f | %s | %s | %s | %.1f | %s |" % (
+            i, f["boot_s"], f["sum_delays_s"], f["ratio"],
+            ", ".join("%.3f" % g for g in f["gap_healthy_to_next_unit_start_s"]),
+            ", ".join("%.3f" % g for g in f["gap_healthy_to_next_loading_s"]),
+            ", ".join("%.3f" % g for g in f["unit_start_to_loading_s"]),
+            f["play_wall_s"], "yes" if f["ordered"] else "NO"))
+    ratios = [f["ratio"] for f in figs]
+    gaps = [g for f in figs for g in f["gap_healthy_to_next_unit_start_s"]]
+    loads = [g for f in figs for g in f["gap_healthy_to_next_loading_s"]]
+    print()
+    print("ratio median %.3f, worst %.3f; healthy -> next unit start median %.3f s, worst %.3f s; "
+          "healthy -> next model loading median %.3f s, worst %.3f s" % (
+              statistics.median(ratios), max(ratios), statistics.median(gaps), max(gaps),
+              statistics.median(loads), max(loads)))
+
+
+if __name__ == "__main__":
+    main()
