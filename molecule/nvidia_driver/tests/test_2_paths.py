@@ -87,3 +87,7 @@ def test_branch_switch_moves_pins_and_holds_and_back(host, run_playbook):
     assert rc == 0, out
     assert set(_versions(host, names).values()) == {"580.95.05-1"}, out
     assert all(host.check_output(f"dpkg-query -W -f='${{Status}}' {n}").startswith("hold ") for n in names)
+    # Back to the scenario's own settings (branch pin, no exact version), as the other tests expect.
+    rc, out = run_playbook("run_role.yml", {"multillm_gpu_required": False})
+    assert rc == 0, out
+    assert "Pin: version 580.*" in host.file("/etc/apt/preferences.d/nvidia-driver-branch.pref").content_string
