@@ -53,7 +53,7 @@ def inspect(host, name):
     return json.loads(out.stdout)[0]
 
 
-def converge(models, **extra_vars):
+def converge(models, check=False, **extra_vars):
     """Run the scenario's converge playbook with another model list; return (rc, output)."""
     inventory = os.environ.get("MOLECULE_INVENTORY_FILE")
     assert inventory, "MOLECULE_INVENTORY_FILE is not set: run these tests through molecule verify"
@@ -61,7 +61,7 @@ def converge(models, **extra_vars):
         json.dump(dict(extra_vars, multillm_models=models), f)
     env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
     proc = subprocess.run(
-        ["ansible-playbook", "-i", inventory, os.path.join(SCENARIO_DIR, "converge.yml"), "-e", "@" + f.name],
+        ["ansible-playbook", "-i", inventory, os.path.join(SCENARIO_DIR, "converge.yml"), "-e", "@" + f.name] + (["--check"] if check else []),
         capture_output=True, text=True, env=env, cwd=PROJECT_DIR, check=False)
     os.unlink(f.name)
     return proc.returncode, proc.stdout + proc.stderr
@@ -148,6 +148,15 @@ def test_kvctl_limit_applied_after_health(host):
     limit = host.check_output("python3 -c \"import struct;print(struct.unpack('<qqq', "
                               "open('/dev/shm/multillm_alpha','rb').read())[0])\"")
     assert int(limit) == 2 << 30
+
+
+def test_check_mode_on_the_converged_host_changes_nothing(host):
+    before = {name: inspect(host, name)["State"]["StartedAt"] for name, _, _ in MODELS}
+    rc, out = converge(base_models(), check=True)
+    assert rc == 0, out[-3000:]
+    recap = re.search(r"multillm-model_stack\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=0\s+failed=(\d+)", out)
+    assert recap and recap.groups() == ("0", "0"), out[-3000:]
+    assert before == {name: inspect(host, name)["State"]["StartedAt"] for name, _, _ in MODELS}
 
 
 def test_stopping_a_model_removes_its_shm_segment(host):
