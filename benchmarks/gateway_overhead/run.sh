@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Gateway overhead: the same chat completion sent straight to a stand-in backend and through
+# LiteLLM, as llmops.multillm.litellm_gateway ships it and with LiteLLM's defaults, all in one
+# systemd container on this machine, measured in interleaved rounds.
+#
+#   benchmarks/gateway_overhead/run.sh [ROUNDS]      (default 3 rounds; KEEP=1 keeps the container)
+#
+# Per round and target: p50/p99 latency over 1,000 requests on 1 connection, and requests/s
+# over 15 s on 16 connections (closed loop, keep-alive). The load generator runs inside the
+# container, on loopback, like the gateway's clients on the host would. Figures are medians
+# over rounds; raw results go to benchmarks/results/ (git-ignored).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rounds=${1:-3}
+name=multillm-bench-gateway-$$
+out=benchmarks/results/gateway_overhead-$(date -u +%Y%m%dT%H%M%SZ).jsonl
+mkdir -p benchmarks/results .cache/wheels/litellm_gateway
+# shellcheck disable=SC1091
+source .venv/bin/activate
+export ANSIBLE_CONFIG=$PWD/ansible.cfg ANSIBLE_COLLECTIONS_PATH=$PWD/collections
+
+images/base/build.sh >/dev/null
+cleanup() { [[ ${KEEP:-0} == 1 ]] || docker rm -f "$name" >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+docker run -d --name "$name" --hostname gateway-bench \
+  --cap-add SYS_ADMIN --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
+  --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /run/lock --tmpfs /tmp \
+  -v /etc/ssl/certs:/etc/ssl/certs:ro -v "$PWD/.cache/wheels/litellm_gateway:/var/cache/multillm-wheels:rw" \
+  -e container=docker multillm-base:bookworm /lib/systemd/systemd >/dev/null
+until docker exec "$name" systemctl is-system-running 2>/dev/null | grep -qE 'running|degraded'; do sleep 1; done
+
+ansible-playbook -i "bench ansible_connection=community.docker.docker ansible_host=$name," \
+  benchmarks/gateway_overhead/bench.yml >/tmp/gateway-bench-$$.log 2>&1 || {
+  tail -40 /tmp/gateway-bench-$$.log >&2
+  exit 1
+}
+
+key=sk-benchmark-key-0123456789
+declare -A url=(
+  [direct]=http://127.0.0.1:8001/v1/chat/completions
+  [shipped]=http://127.0.0.1:4001/v1/chat/completions
+  [litellm_defaults]=http://127.0.0.1:4002/v1/chat/completions
+)
+declare -A model=([direct]=bench/model [shipped]=bench [litellm_defaults]=bench)
+lg() { docker exec "$name" python3 /opt/gateway-bench/loadgen.py --url "${url[$1]}" --model "${model[$1]}" --key "$key" "${@:2}"; }
+
+{
+  echo "{\"date\": \"$(date -u +%FT%TZ)\", \"cpus\": $(nproc), \"cpu\": \"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)\", \"loadavg_before\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
+  for r in $(seq "$rounds"); do
+    for t in direct shipped litellm_defaults; do
+      echo "{\"round\": $r, \"target\": \"$t\", \"kind\": \"c1\", \"result\": $(lg "$t" --connections 1 --requests 1000 --warmup 100)}"
+      echo "{\"round\": $r, \"target\": \"$t\", \"kind\": \"c16\", \"result\": $(lg "$t" --connections 16 --duration 15 --warmup 100)}"
+    done
+  done
+  echo "{\"loadavg_after\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
+} | tee "$out"
+
+python3 - "$out" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+meta = rows[0]
+by = {}
+for r in rows:
+    if "target" in r:
+        by.setdefault((r["target"], r["kind"]), []).append(r["result"])
+med = lambda xs: statistics.median(xs)
+print()
+print("%s, %d CPUs (%s), load average before %s, after %s" % (
+    meta["date"], meta["cpus"], meta["cpu"], meta["loadavg_before"], rows[-1]["loadavg_after"]))
+print("| target | p50 ms (1 conn) | p99 ms (1 conn) | req/s (16 conn) | failed |")
+print("| --- | --- | --- | --- | --- |")
+for t in ("direct", "shipped", "litellm_defaults"):
+    c1, c16 = by[(t, "c1")], by[(t, "c16")]
+    failed = sum(x["failed"] for x in c1 + c16)
+    print("| %s | %.2f | %.2f | %.0f | %d |" % (t, med([x["p50_ms"] for x in c1]), med([x["p99_ms"] for x in c1]),
+                                             med([x["rps"] for x in c16]), failed))
+d = med([x["p50_ms"] for x in by[("direct", "c1")]])
+for t in ("shipped", "litellm_defaults"):
+    print("%s: p50 overhead %.2f ms" % (t, med([x["p50_ms"] for x in by[(t, "c1")]]) - d))
+print("throughput ratio shipped / litellm_defaults: %.2f" % (
+    med([x["rps"] for x in by[("shipped", "c16")]]) / med([x["rps"] for x in by[("litellm_defaults", "c16")]])))
+PY

@@ -1,0 +1,65 @@
+"""Bad input and a taken port stop the role in preflight, with a message naming the rule.
+
+Each case runs the scenario's converge playbook with --tags gateway_preflight and one bad
+extra variable against the converged container, and expects a failure before any change.
+"""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+testinfra_hosts = ["ansible://multillm-litellm_gateway"]
+SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = "/etc/litellm-gateway/config.yaml"
+
+
+class Result:
+    def __init__(self, proc):
+        self.returncode = proc.returncode
+        # Whitespace-normalised: the YAML callback folds long messages over several lines.
+        self.stdout = " ".join(proc.stdout.split())
+        self.stderr = " ".join(proc.stderr.split())
+
+
+def run_preflight(extra):
+    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], os.path.join(SCENARIO, "converge.yml"),
+           "--tags", "gateway_preflight", "-e", json.dumps(extra)]
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    return Result(subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env))
+
+
+@pytest.mark.parametrize("version", ["1.82.8", "1.82.7", "1.83.9", ">=1.83.10"])
+def test_refused_releases(host, version):
+    before = host.file(CONFIG).md5sum
+    r = run_preflight({"litellm_gateway_version": version})
+    assert r.returncode != 0
+    assert "litellm_gateway_version=%s is refused" % version in r.stdout
+    assert host.file(CONFIG).md5sum == before
+
+
+def test_master_key_without_sk_prefix_is_refused_and_not_printed(host):
+    secret = "not-an-sk-key-0123456789abcdef"
+    r = run_preflight({"litellm_gateway_master_key": secret})
+    assert r.returncode != 0
+    assert "litellm_gateway_master_key" in r.stdout
+    assert secret not in r.stdout + r.stderr
+
+
+def test_one_worker_with_recycling_is_refused(host):
+    r = run_preflight({"litellm_gateway_num_workers": 1})
+    assert r.returncode != 0
+    assert "at least 2" in r.stdout
+
+
+def test_port_taken_by_another_program_is_refused(host):
+    host.run("systemd-run --unit foreign-listener python3 -m http.server 4011 --bind 127.0.0.1")
+    try:
+        assert host.run("for i in $(seq 50); do ss -Htln 'sport = :4011' | grep -q . && exit 0; sleep 0.1; done; exit 1").rc == 0
+        r = run_preflight({"litellm_gateway_port": 4011})
+        assert r.returncode != 0
+        assert "litellm_gateway_port=4011 is taken" in r.stdout
+        assert "foreign-listener.service" in r.stdout
+    finally:
+        host.run("systemctl stop foreign-listener.service")
