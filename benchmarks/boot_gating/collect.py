@@ -39,7 +39,9 @@ def main():
             "loading_started": started[-1],
             "healthy": healthy[-1],
         })
-    print(json.dumps({"play_start": a.play_start, "play_end": a.play_end, "models": models}))
+    with open("/proc/loadavg") as f:
+        load = [float(x) for x in f.read().split()[:3]]
+    print(json.dumps({"play_start": a.play_start, "play_end": a.play_end, "loadavg_after": load, "models": models}))
 
 
 if __name__ == "__main__":

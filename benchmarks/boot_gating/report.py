@@ -28,6 +28,7 @@ def figures(run):
         "healthy_to_unit_active_s": detect,
         "unit_start_to_loading_s": container,
         "ordered": ordered,
+        "loadavg_after": run.get("loadavg_after", []),
     }
 
 
@@ -35,22 +36,25 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--command", required=True)
     p.add_argument("--json", required=True)
+    p.add_argument("--floor", default="{}", help="JSON of floor.py")
     a = p.parse_args()
     runs = [json.loads(line) for line in sys.stdin if line.strip()]
     figs = [figures(r) for r in runs]
+    floor = json.loads(a.floor)
     with open(a.json, "w") as f:
         json.dump({"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": platform.node(),
-                   "command": a.command, "runs": runs, "figures": figs}, f, indent=1)
+                   "command": a.command, "runs": runs, "figures": figs,
+                   "container_start_floor": floor}, f, indent=1)
     print("| run | boot (s) | sum of delays (s) | ratio | healthy -> next unit start (s) | "
-          "healthy -> next model loading (s) | unit start -> loading (s) | ansible-playbook wall (s) | in order |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "healthy -> next model loading (s) | unit start -> loading (s) | ansible-playbook wall (s) | in order | load avg after |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for i, f in enumerate(figs, 1):
-        print("| %d | %.2f | %.0f | %.3f | %s | %s | %s | %.1f | %s |" % (
+        print("| %d | %.2f | %.0f | %.3f | %s | %s | %s | %.1f | %s | %s |" % (
             i, f["boot_s"], f["sum_delays_s"], f["ratio"],
             ", ".join("%.3f" % g for g in f["gap_healthy_to_next_unit_start_s"]),
             ", ".join("%.3f" % g for g in f["gap_healthy_to_next_loading_s"]),
             ", ".join("%.3f" % g for g in f["unit_start_to_loading_s"]),
-            f["play_wall_s"], "yes" if f["ordered"] else "NO"))
+            f["play_wall_s"], "yes" if f["ordered"] else "NO", " ".join("%.1f" % x for x in f["loadavg_after"])))
     ratios = [f["ratio"] for f in figs]
     gaps = [g for f in figs for g in f["gap_healthy_to_next_unit_start_s"]]
     loads = [g for f in figs for g in f["gap_healthy_to_next_loading_s"]]
@@ -59,6 +63,9 @@ def main():
           "healthy -> next model loading median %.3f s, worst %.3f s" % (
               statistics.median(ratios), max(ratios), statistics.median(gaps), max(gaps),
               statistics.median(loads), max(loads)))
+    if floor:
+        print("container runtime alone (docker start -> stand-in loading, 5 tries): median %.3f s, %s" % (
+            floor["median_s"], ", ".join("%.3f" % x for x in floor["docker_start_to_loading_s"])))
 
 
 if __name__ == "__main__":

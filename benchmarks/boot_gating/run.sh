@@ -7,7 +7,8 @@
 #   - per model handover, the gap from the previous model turning healthy (its own log line)
 #     to systemd starting the next unit (target < 0.5 s), and to the next model's process
 #     starting to load (this one includes `docker start` of the container);
-#   - the wall time of the whole ansible-playbook run, for reference.
+#   - the wall time of the whole ansible-playbook run, for reference;
+#   - the container runtime's own share: `docker start` to the stand-in loading, alone.
 # Usage: benchmarks/boot_gating/run.sh [RUNS]   (default 3; the first run also creates the containers)
 # Needs: Docker, the venv (make venv), about 2 minutes plus 31 s per run. Writes
 # benchmarks/results/boot_gating-<UTC time>.json and prints a Markdown table.
@@ -71,8 +72,11 @@ for run in $(seq 1 "$runs"); do
     --models m5:5 m10:10 m15:15)")
 done
 
+docker cp "$root/benchmarks/boot_gating/floor.py" "$host:/root/floor.py"
+floor=$(docker exec "$host" python3 /root/floor.py)
+
 mkdir -p "$root/benchmarks/results"
 out=$root/benchmarks/results/boot_gating-$(date -u +%Y%m%dT%H%M%SZ).json
 printf '%s\n' "${results[@]}" | python3 "$root/benchmarks/boot_gating/report.py" \
-  --command "benchmarks/boot_gating/run.sh $runs" --json "$out"
+  --command "benchmarks/boot_gating/run.sh $runs" --json "$out" --floor "$floor"
 echo "boot_gating: raw figures in $out" >&2

@@ -137,7 +137,8 @@ def test_kvcached_env_gives_each_model_its_own_ipc_name(host):
     for name, _, _ in MODELS:
         env = dict(e.split("=", 1) for e in inspect(host, name)["Config"]["Env"])
         assert env["ENABLE_KVCACHED"] == "true" and env["KVCACHED_AUTOPATCH"] == "1"
-        assert env["KVCACHED_MAX_RESERVED_PAGES"] == "10"
+        assert env["KVCACHED_MIN_RESERVED_PAGES"] == env["KVCACHED_MAX_RESERVED_PAGES"] == "0"
+        assert env["KVCACHED_MAX_CACHED_TOKENS"] == "16"  # kvcached 0.1.5: 0 would mean unlimited
         names.add(env["KVCACHED_IPC_NAME"])
     assert names == {"multillm_alpha", "multillm_beta", "multillm_gamma"}
 
