@@ -19,8 +19,8 @@ class Result:
     def __init__(self, proc):
         self.returncode = proc.returncode
         # Whitespace-normalised: the YAML callback folds long messages over several lines.
-        self.stdout = " ".join(proc.stdout.split())
-        self.stderr = " ".join(proc.stderr.split())
+        # The error summary goes to stderr, the task result to stdout: search both.
+        self.output = " ".join((proc.stdout + "\n" + proc.stderr).split())
 
 
 def run_preflight(extra):
@@ -35,7 +35,7 @@ def test_refused_releases(host, version):
     before = host.file(CONFIG).md5sum
     r = run_preflight({"litellm_gateway_version": version})
     assert r.returncode != 0
-    assert "litellm_gateway_version=%s is refused" % version in r.stdout
+    assert "litellm_gateway_version=%s is refused" % version in r.output
     assert host.file(CONFIG).md5sum == before
 
 
@@ -43,14 +43,14 @@ def test_master_key_without_sk_prefix_is_refused_and_not_printed(host):
     secret = "not-an-sk-key-0123456789abcdef"
     r = run_preflight({"litellm_gateway_master_key": secret})
     assert r.returncode != 0
-    assert "litellm_gateway_master_key" in r.stdout
-    assert secret not in r.stdout + r.stderr
+    assert "litellm_gateway_master_key" in r.output
+    assert secret not in r.output
 
 
 def test_one_worker_with_recycling_is_refused(host):
     r = run_preflight({"litellm_gateway_num_workers": 1})
     assert r.returncode != 0
-    assert "at least 2" in r.stdout
+    assert "at least 2" in r.output
 
 
 def test_port_taken_by_another_program_is_refused(host):
@@ -59,7 +59,7 @@ def test_port_taken_by_another_program_is_refused(host):
         assert host.run("for i in $(seq 50); do ss -Htln 'sport = :4011' | grep -q . && exit 0; sleep 0.1; done; exit 1").rc == 0
         r = run_preflight({"litellm_gateway_port": 4011})
         assert r.returncode != 0
-        assert "litellm_gateway_port=4011 is taken" in r.stdout
-        assert "foreign-listener.service" in r.stdout
+        assert "litellm_gateway_port=4011 is taken" in r.output
+        assert "foreign-listener.service" in r.output
     finally:
         host.run("systemctl stop foreign-listener.service")
