@@ -56,8 +56,10 @@ test: venv images ## Lint, sanity, unit tests and Molecule scenarios
 	@$(STAGE) test $(MAKE) --no-print-directory lint sanity unit molecule
 
 lab: venv images ## Run site.yml against the local lab host
+	@images/export.sh multillm-standin:latest .cache/images
 	@$(STAGE) "lab host" ansible-playbook playbooks/lab_host.yml
 	@$(STAGE) "site.yml" ansible-playbook -i inventories/lab site.yml
+	@scripts/lab-usage.sh
 
 lab-down: venv ## Remove everything `make lab` created
 	@ansible-playbook playbooks/lab_host.yml -e multillm_lab_state=absent
