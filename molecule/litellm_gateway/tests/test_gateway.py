@@ -32,7 +32,8 @@ CONTAINER = "multillm-litellm_gateway"
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 LOADGEN = os.path.join(REPO, "benchmarks", "gateway_overhead", "loadgen.py")
-# Served model names of the stand-ins (the `model` field of multillm_models).
+# Model names (served by the stand-ins as model_stack serves them: --served-model-name <name>)
+# and the repositories they stand for.
 BACKENDS = {"chat": "test/chat-model", "ocr": "test/ocr-model"}
 # gpu-b is an inventory-only host (never connected to): test the container alone.
 testinfra_hosts = ["ansible://multillm-litellm_gateway"]
@@ -130,7 +131,7 @@ def test_config_holds_only_healthy_models_grouped_by_name(host):
     assert sorted(p["api_base"] for p in deployments["chat"]) == [
         "http://127.0.0.1:8001/v1", "http://127.0.0.2:8001/v1"]
     assert [p["api_base"] for p in deployments["ocr"]] == ["http://127.0.0.1:8002/v1"]
-    assert all(p["model"] == "hosted_vllm/test/chat-model" for p in deployments["chat"])
+    assert all(p["model"] == "hosted_vllm/chat" for p in deployments["chat"])
     assert cfg["general_settings"]["master_key"] == "os.environ/LITELLM_MASTER_KEY"
     assert cfg["general_settings"]["background_health_checks"] is False
     assert cfg["litellm_settings"]["request_timeout"] == 600
