@@ -18,7 +18,7 @@ runs=${1:-3}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 host=multillm-bench-boot-gating
 work=$(mktemp -d /tmp/multillm-boot-gating.XXXXXX)
-trap 'docker rm -f "$host" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+trap 'docker rm -f -v "$host" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 # shellcheck disable=SC1091
 source "$root/.venv/bin/activate"
 export ANSIBLE_CONFIG=$root/ansible.cfg ANSIBLE_COLLECTIONS_PATH=$root/collections ANSIBLE_FORCE_COLOR=0
@@ -27,11 +27,13 @@ export ANSIBLE_CONFIG=$root/ansible.cfg ANSIBLE_COLLECTIONS_PATH=$root/collectio
 "$root/images/standin/build.sh" >/dev/null
 
 echo "boot_gating: starting the test host $host" >&2
-docker rm -f "$host" >/dev/null 2>&1 || true
+docker rm -f -v "$host" >/dev/null 2>&1 || true
+# /var/lib/docker on an anonymous volume: the inner engine can use overlay2 there (it cannot
+# stack overlay on the container's own overlay root and would fall back to vfs).
 docker run -d --name "$host" --hostname bootgating \
   --cap-add SYS_ADMIN --cap-add NET_ADMIN \
   --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
-  --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
+  --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw -v /var/lib/docker \
   --tmpfs /run --tmpfs /run/lock --tmpfs /tmp -e container=docker \
   multillm-base:bookworm /lib/systemd/systemd >/dev/null
 until docker exec "$host" systemctl is-system-running 2>/dev/null | grep -qE 'running|degraded'; do sleep 1; done
