@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Re-run time of site.yml on the converged lab host (issue 8, item 3).
+#   benchmarks/rerun/run.sh [RUNS]        # default 3; needs `make lab` first
+# Runs `ansible-playbook -i inventories/lab site.yml` RUNS times with the profile_tasks and
+# profile_roles callbacks, records wall time, the PLAY RECAP (changed must be 0) and the time
+# per stage (play), and writes everything to benchmarks/reliability/results/<date>/rerun/.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RUNS=${1:-3}
+OUT=${OUT:-benchmarks/reliability/results/$(date -u +%F)/rerun}
+mkdir -p "$OUT"
+# shellcheck disable=SC1091
+source .venv/bin/activate
+export ANSIBLE_CONFIG=$PWD/ansible.cfg
+export ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks,ansible.posix.profile_roles
+export PROFILE_TASKS_TASK_OUTPUT_LIMIT=25 ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1
+docker exec multillm-lab systemctl is-active litellm-gateway >/dev/null
+{
+  echo "date: $(date -u +%FT%TZ)"; echo "host: $(uname -n) $(nproc) cores"
+  echo "command: ansible-playbook -i inventories/lab site.yml (x$RUNS)"
+} > "$OUT/summary.txt"
+for i in $(seq 1 "$RUNS"); do
+  load=$(cut -d' ' -f1-3 /proc/loadavg)
+  t0=$(date +%s.%N)
+  rc=0
+  ansible-playbook -i inventories/lab site.yml > "$OUT/run$i.log" 2>&1 || rc=$?
+  t1=$(date +%s.%N)
+  wall=$(python3 -c "print(round($t1-$t0,1))")
+  recap=$(grep -E '^multillm-lab|^localhost' "$OUT/run$i.log" | tr -s ' ' | tr '\n' ';')
+  echo "run $i: rc=$rc wall_s=$wall loadavg_before=$load recap: $recap" | tee -a "$OUT/summary.txt"
+  python3 benchmarks/rerun/stages.py "$OUT/run$i.log" | tee -a "$OUT/summary.txt"
+done
+python3 - "$OUT/summary.txt" <<'PY' | tee -a "$OUT/summary.txt"
+import re, statistics, sys
+w = [float(m) for m in re.findall(r"wall_s=([0-9.]+)", open(sys.argv[1]).read())]
+print("median wall_s: %.1f (runs: %s)" % (statistics.median(w), ", ".join(map(str, w))))
+PY
