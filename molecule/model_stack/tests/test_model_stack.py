@@ -170,11 +170,15 @@ def test_stopping_a_model_removes_its_shm_segment(host):
 
 
 def test_changing_one_model_restarts_that_model_only(host):
+    # Also the one-by-one boot of GPU hosts (start, wait, [VRAM gate], next), minus the VRAM gate.
     before = {name: inspect(host, name)["State"]["StartedAt"] for name, _, _ in MODELS}
     models = base_models()
     models[1]["env"] = {"STANDIN_CHANGED": "yes"}
-    rc, out = converge(models)
+    rc, out = converge(models, model_stack_boot_one_by_one=True)
     assert rc == 0, out[-3000:]
+    started = re.findall(r"TASK \[[^\]]*Start the next model of the chain, its predecessor being healthy: (\w+)\][^\n]*\n"
+                         r"(changed|ok|skipping)", out)
+    assert started == [("alpha", "ok"), ("beta", "changed"), ("gamma", "ok")], started
     after = {name: inspect(host, name)["State"]["StartedAt"] for name, _, _ in MODELS}
     assert after["beta"] != before["beta"], "beta changed but was not restarted"
     assert after["alpha"] == before["alpha"], "alpha was restarted though it did not change"
