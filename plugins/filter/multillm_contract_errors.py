@@ -86,6 +86,7 @@ MANAGED_ENV = ("KVCACHED_IPC_NAME", "ENABLE_KVCACHED", "KVCACHED_AUTOPATCH", "HF
 # 63 characters: valid as a Docker container name, inside a systemd unit name, a LiteLLM
 # model name and a DNS label alike.
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+ADDRESS_RE = re.compile(r"^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$")
 MASTER_KEY_MIN_LEN = 16
 # LiteLLM releases the gateway refuses: older than the last proxy CVE fix, or the
 # two uploads that carried malware (2026-03-24).
@@ -148,6 +149,11 @@ def _check_scalars(c, r):
     if not isinstance(required, bool):
         r.add("multillm_gpu_required", required, "must be a boolean",
               "Use true on GPU hosts, false on lab or CI hosts.")
+
+    address = c.get("multillm_backend_address", "")
+    if address is not None and (not isinstance(address, str) or (address and not ADDRESS_RE.match(address))):
+        r.add("multillm_backend_address", address, "must be empty or an IPv4 address",
+              "Set the GPU host's address on the private network to the gateway host, e.g. 10.0.0.21.")
 
     token = c.get("multillm_hf_token", "")
     if token is not None and not isinstance(token, str):

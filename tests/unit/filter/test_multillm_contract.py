@@ -90,6 +90,8 @@ def test_kvcached_allows_fractions_above_the_static_cap():
         ("multillm_models.0.image", "vllm openai", "without spaces"),
         ("multillm_models.0.gpu", 1, "not a known field"),
         ("litellm_gateway_port", 99999, "from 1024 to 65535"),
+        ("multillm_backend_address", "gpu-b.example", "IPv4 address"),
+        ("multillm_backend_address", "10.0.0.256", "IPv4 address"),
         ("litellm_gateway_master_key", "0123456789abcdefghij", "starts with 'sk-'"),
         ("litellm_gateway_master_key", "sk-short", "at least 16"),
         ("litellm_gateway_master_key", "", "is required on the gateway host"),
@@ -153,3 +155,7 @@ def test_gateway_keys_are_checked_only_when_present():
 
 def test_filter_is_registered():
     assert contract.FilterModule().filters()["multillm_contract_errors"] is check
+
+
+def test_a_backend_address_is_accepted():
+    assert check(with_("multillm_backend_address", "10.0.0.21"), "h") == []
