@@ -20,7 +20,10 @@ source .venv/bin/activate
 export ANSIBLE_CONFIG=$PWD/ansible.cfg ANSIBLE_COLLECTIONS_PATH=$PWD/collections
 
 images/base/build.sh >/dev/null
-cleanup() { [[ ${KEEP:-0} == 1 ]] || docker rm -f "$name" >/dev/null 2>&1 || true; }
+cleanup() {
+  rm -f "${inventory:-}"
+  [[ ${KEEP:-0} == 1 ]] || docker rm -f "$name" >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 docker run -d --name "$name" --hostname gateway-bench \
   --cap-add SYS_ADMIN --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
@@ -29,8 +32,9 @@ docker run -d --name "$name" --hostname gateway-bench \
   -e container=docker multillm-base:bookworm /lib/systemd/systemd >/dev/null
 until docker exec "$name" systemctl is-system-running 2>/dev/null | grep -qE 'running|degraded'; do sleep 1; done
 
-ansible-playbook -i "bench ansible_connection=community.docker.docker ansible_host=$name," \
-  benchmarks/gateway_overhead/bench.yml >/tmp/gateway-bench-$$.log 2>&1 || {
+inventory=$(mktemp /tmp/gateway-bench-inventory.XXXXXX)
+printf 'bench ansible_connection=community.docker.docker ansible_host=%s\n' "$name" >"$inventory"
+ansible-playbook -i "$inventory" benchmarks/gateway_overhead/bench.yml >/tmp/gateway-bench-$$.log 2>&1 || {
   tail -40 /tmp/gateway-bench-$$.log >&2
   exit 1
 }
