@@ -170,7 +170,10 @@ async def run(args):
     for c in conns:
         c.close()
     latencies.sort()
-    ms = lambda v: None if v is None else round(v * 1000, 2)  # noqa: E731
+
+    def ms(v):
+        return None if v is None else round(v * 1000, 2)
+
     return {
         "url": args.url,
         "connections": args.connections,
