@@ -6,7 +6,8 @@
 #   benchmarks/gateway_overhead/run.sh [ROUNDS]      (default 3 rounds; KEEP=1 keeps the container)
 #
 # Per round and target: p50/p99 latency over 1,000 requests on 1 connection, and requests/s
-# over 15 s on 16 connections (closed loop, keep-alive). The load generator runs inside the
+# over 15 s on 16 connections (closed loop, keep-alive), with the CPU time the server's process
+# tree spent per request meanwhile (robust to other load). The load generator runs inside the
 # container, on loopback, like the gateway's clients on the host would. Figures are medians
 # over rounds; raw results go to benchmarks/results/ (git-ignored).
 set -euo pipefail
@@ -45,15 +46,25 @@ declare -A url=(
   [shipped]=http://127.0.0.1:4001/v1/chat/completions
   [litellm_defaults]=http://127.0.0.1:4002/v1/chat/completions
 )
-declare -A model=([direct]=bench/model [shipped]=bench [litellm_defaults]=bench)
+declare -A model=([direct]=bench [shipped]=bench [litellm_defaults]=bench)
+declare -A unit=([direct]=multillm-model-bench [shipped]=litellm-gateway [litellm_defaults]=litellm-defaults)
 lg() { docker exec "$name" python3 /opt/gateway-bench/loadgen.py --url "${url[$1]}" --model "${model[$1]}" --key "$key" "${@:2}"; }
+# CPU time (clock ticks) of a unit's main process and its children (the Gunicorn workers).
+ticks() {
+  docker exec "$name" bash -c 'm=$(systemctl show -p MainPID --value '"${unit[$1]}"'.service)
+    for p in $m $(pgrep -P "$m"); do cut -d" " -f14,15 /proc/$p/stat; done | awk "{t += \$1 + \$2} END {print t}"'
+}
+hz=$(docker exec "$name" getconf CLK_TCK)
 
 {
   echo "{\"date\": \"$(date -u +%FT%TZ)\", \"cpus\": $(nproc), \"cpu\": \"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)\", \"loadavg_before\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
   for r in $(seq "$rounds"); do
     for t in direct shipped litellm_defaults; do
       echo "{\"round\": $r, \"target\": \"$t\", \"kind\": \"c1\", \"result\": $(lg "$t" --connections 1 --requests 1000 --warmup 100)}"
-      echo "{\"round\": $r, \"target\": \"$t\", \"kind\": \"c16\", \"result\": $(lg "$t" --connections 16 --duration 15 --warmup 100)}"
+      t0=$(ticks "$t")
+      res=$(lg "$t" --connections 16 --duration 15 --warmup 100)
+      t1=$(ticks "$t")
+      echo "{\"round\": $r, \"target\": \"$t\", \"kind\": \"c16\", \"cpu_s\": $(awk -v a="$t0" -v b="$t1" -v hz="$hz" 'BEGIN {print (b - a) / hz}'), \"result\": $res}"
     done
   done
   echo "{\"loadavg_after\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
@@ -71,13 +82,15 @@ med = lambda xs: statistics.median(xs)
 print()
 print("%s, %d CPUs (%s), load average before %s, after %s" % (
     meta["date"], meta["cpus"], meta["cpu"], meta["loadavg_before"], rows[-1]["loadavg_after"]))
-print("| target | p50 ms (1 conn) | p99 ms (1 conn) | req/s (16 conn) | failed |")
-print("| --- | --- | --- | --- | --- |")
+print("| target | p50 ms (1 conn) | p99 ms (1 conn) | req/s (16 conn) | CPU ms/request (16 conn) | failed |")
+print("| --- | --- | --- | --- | --- | --- |")
 for t in ("direct", "shipped", "litellm_defaults"):
     c1, c16 = by[(t, "c1")], by[(t, "c16")]
     failed = sum(x["failed"] for x in c1 + c16)
-    print("| %s | %.2f | %.2f | %.0f | %d |" % (t, med([x["p50_ms"] for x in c1]), med([x["p99_ms"] for x in c1]),
-                                             med([x["rps"] for x in c16]), failed))
+    cpu = med([r["cpu_s"] * 1000 / max(1, r["result"]["ok"]) for r in rows
+               if r.get("target") == t and r.get("kind") == "c16"])
+    print("| %s | %.2f | %.2f | %.0f | %.2f | %d |" % (t, med([x["p50_ms"] for x in c1]), med([x["p99_ms"] for x in c1]),
+                                                    med([x["rps"] for x in c16]), cpu, failed))
 d = med([x["p50_ms"] for x in by[("direct", "c1")]])
 for t in ("shipped", "litellm_defaults"):
     print("%s: p50 overhead %.2f ms" % (t, med([x["p50_ms"] for x in by[(t, "c1")]]) - d))
