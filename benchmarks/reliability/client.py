@@ -8,8 +8,9 @@ and sends its next request --interval seconds after the previous answer (0: clos
 after --duration seconds or --requests requests in all, whichever comes first.
 
 No retry of any kind: a request whose connection breaks, times out, or that answers anything but
-200 with a JSON body is a failed request. Errors on a reused keep-alive connection before any byte
-of the answer are labelled `stale` (a client with the usual HTTP retry would resend those).
+200 with a JSON body is a failed request. A reused keep-alive connection that closes or resets with no
+answer is labelled `stale`: either an idle connection the server closed as the request went out
+(HTTP clients resend those) or a request in flight on a server process that died (not safe to resend).
 
     python3 client.py --url http://127.0.0.1:4001/v1/chat/completions --key sk-... \
         --model qwen2.5-14b-instruct --interval 0.1 --duration 60 > trickle.jsonl

@@ -19,6 +19,9 @@ mkdir -p "$OUT"
 source .venv/bin/activate
 export ANSIBLE_CONFIG=$PWD/ansible.cfg ANSIBLE_NOCOLOR=1
 lab() { docker exec "$LAB" "$@"; }
+# completions the model's stand-in server answered (its /metrics counter): requests that reached it
+served() { lab curl -s "http://127.0.0.1:$(lab systemctl show "multillm-model-$MODEL.service" -p Description --value | sed 's/.*://')/metrics" \
+  | awk -F'} ' '/standin_requests_total\{path="\/v1\/chat\/completions",status="200"\}/{print $2}'; }
 procs() { lab ps -o pid,ppid,etimes,rss,args --ppid "$(lab systemctl show -p MainPID --value litellm-gateway)" -p "$(lab systemctl show -p MainPID --value litellm-gateway)"; }
 poll() { docker exec -i "$LAB" python3 - 0.05 "$1" http://127.0.0.1:4001/health/liveliness \
   < benchmarks/reliability/health_poll.py > "$2/health.log"; }
@@ -28,6 +31,7 @@ fault() {  # name, command run in the lab host 5 s into 40 s of load
   procs > "$d/procs-before.txt"
   lab systemctl show litellm-gateway -p MainPID,NRestarts,ActiveEnterTimestamp > "$d/systemd-before.txt"
   local since; since=$(date -u '+%F %T')
+  local n0; n0=$(served)
   python3 benchmarks/reliability/client.py --key "$KEY" --model "$MODEL" --connections 4 --interval 0.02 \
     --duration 40 > "$d/client.jsonl" &
   local c=$!
@@ -42,6 +46,7 @@ fault() {  # name, command run in the lab host 5 s into 40 s of load
   lab systemctl show litellm-gateway -p MainPID,NRestarts,ActiveEnterTimestamp > "$d/systemd-after.txt"
   lab journalctl --no-pager -o short-iso-precise --since "$since" -u litellm-gateway > "$d/journal.txt" || true
   python3 benchmarks/reliability/summarize.py --event "$t" "$d/client.jsonl" | tee "$d/summary.txt"
+  echo "   completions answered by the backend meanwhile: $(( $(served) - n0 ))" | tee -a "$d/summary.txt"
   awk -v ev="$t" '{printf "   health %+7.2f s  %s %s\n", $1-ev, $2, $3}' "$d/health.log" | tee -a "$d/summary.txt"
   sleep 5
 }
@@ -60,14 +65,18 @@ for what in "${@:-worker main recycle}"; do for w in $what; do case $w in
     lab systemctl show litellm-gateway -p Environment | tr ' ' '\n' | grep MAX_REQUESTS | tee -a "$d/summary.txt"
     since=$(date -u '+%F %T')
     echo "client.py, 4 connections, $RECYCLE_REQUESTS requests, no retry (load $(cut -d' ' -f1-3 /proc/loadavg))" | tee -a "$d/summary.txt"
+    n0=$(served)
     python3 benchmarks/reliability/client.py --key "$KEY" --model "$MODEL" --connections 4 --interval 0 \
       --requests "$RECYCLE_REQUESTS" --duration 300 > "$d/client.jsonl"
     python3 benchmarks/reliability/summarize.py "$d/client.jsonl" | tee -a "$d/summary.txt"
+    echo "   completions answered by the backend meanwhile: $(( $(served) - n0 ))" | tee -a "$d/summary.txt"
+    n0=$(served)
     echo "loadgen.py --retry-stale, 4 connections, $RECYCLE_REQUESTS requests (load $(cut -d' ' -f1-3 /proc/loadavg))" | tee -a "$d/summary.txt"
     python3 benchmarks/gateway_overhead/loadgen.py --url http://127.0.0.1:4001/v1/chat/completions --model "$MODEL" \
       --key "$KEY" --connections 4 --requests "$RECYCLE_REQUESTS" --warmup 0 --retry-stale | tee -a "$d/summary.txt" || true
+    echo "   completions answered by the backend meanwhile: $(( $(served) - n0 ))" | tee -a "$d/summary.txt"
     lab journalctl --no-pager -o short-iso-precise --since "$since" -u litellm-gateway > "$d/journal.txt" || true
-    echo "worker recycles in the journal: $(grep -ci 'autorestarting worker\|Booting worker' "$d/journal.txt")" | tee -a "$d/summary.txt"
+    echo "worker recycles in the journal (Gunicorn 'Maximum request limit ... exceeded'): $(grep -c 'Maximum request limit' "$d/journal.txt")" | tee -a "$d/summary.txt"
     grep -i 'autorestart\|booting worker\|max requests' "$d/journal.txt" | head -3 | tee -a "$d/summary.txt" || true
     ansible-playbook -i inventories/lab playbooks/gateway.yml > "$d/gateway-restore.log" 2>&1
     tail -4 "$d/gateway-restore.log" | grep multillm-lab | tee -a "$d/summary.txt"
@@ -75,3 +84,4 @@ for what in "${@:-worker main recycle}"; do for w in $what; do case $w in
     ;;
   *) echo "unknown: $w" >&2; exit 2 ;;
 esac; done; done
+python3 benchmarks/reliability/compact.py "$OUT"

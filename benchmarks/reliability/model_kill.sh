@@ -62,3 +62,4 @@ PY
   diff "$d/systemd-before.txt" "$d/systemd-after.txt" | tee -a "$d/summary.txt" || true
   sleep 5
 done
+python3 benchmarks/reliability/compact.py "$OUT"

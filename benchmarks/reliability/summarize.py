@@ -18,10 +18,10 @@ def main():
         recs = [r for r in recs if not r.get("summary")]
         recs.sort(key=lambda r: r["t"])
         bad = [r for r in recs if r.get("error")]
-        errors = collections.Counter((r["error"][:70] + (" [stale]" if r.get("stale") else "")) for r in bad)
+        errors = collections.Counter((r["error"][:70] + (" [reused conn]" if r.get("stale") else "")) for r in bad)
         ev = a.event
         rel = (lambda t: "%+.2f s" % (t - ev)) if ev else (lambda t: "%.2f" % t)
-        print("%s: requests %d, ok %d, failed %d (stale keep-alive %d)" % (
+        print("%s: requests %d, ok %d, failed %d (of which no answer on a reused connection: %d)" % (
             path, len(recs), len(recs) - len(bad), len(bad), sum(1 for r in bad if r.get("stale"))))
         for e, n in errors.most_common(8):
             print("   %5d  %s" % (n, e))
