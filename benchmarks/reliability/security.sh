@@ -34,8 +34,8 @@ for f in site-vvv-token.log site-vvv.log; do
   echo "$f: $(wc -l < "$OUT/$f") lines; master key: $(grep -c -- "$KEY" "$OUT/$f" || true); dummy HF token: $(grep -c -- "$TOKEN" "$OUT/$f" || true); recap: $(grep -E '^multillm-lab +:' "$OUT/$f" | tr -s ' ')" | tee -a "$OUT/summary.txt"
 done
 echo "journal of the lab host, master key: $(lab journalctl --no-pager | grep -c -- "$KEY" || true); dummy HF token: $(lab journalctl --no-pager | grep -c -- "$TOKEN" || true)" | tee -a "$OUT/summary.txt"
-# the logs hold no secret (counted above) but are large: keep only the count and a short head
-for f in site-vvv-token.log site-vvv.log; do head -c 20000 "$OUT/$f" > "$OUT/$f.head"; gzip -f "$OUT/$f"; done
+# the logs hold no secret (counted above) but are large (~400 KB): keep the counts, a head and the recap
+for f in site-vvv-token.log site-vvv.log; do head -c 20000 "$OUT/$f" > "$OUT/$f.head"; grep -E "^(PLAY RECAP|multillm-lab +:)" "$OUT/$f" >> "$OUT/$f.head"; rm "$OUT/$f"; done
 echo "== systemd-analyze security" | tee -a "$OUT/summary.txt"
 for u in litellm-gateway.service $(lab systemctl list-units --plain --no-legend 'multillm-model-*' | awk '{print $1}'); do
   lab systemd-analyze security --no-pager "$u" > "$OUT/analyze-$u.txt" 2>&1 || true
