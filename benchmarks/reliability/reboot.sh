@@ -51,13 +51,15 @@ else:
     print("NO successful request within the client's bound")
 PY
 docker exec "$LAB" systemctl is-system-running --wait >> "$OUT/summary.txt" 2>&1 || true
-docker exec "$LAB" journalctl -b --no-pager -o short-iso-precise -u 'multillm-model-*' -u litellm-gateway -u docker \
+# not `journalctl -b`: a container shares the kernel's boot id, so -b also shows the boots before
+since=$(date -u -d "$started" '+%F %T')
+docker exec "$LAB" journalctl --since "$since" --no-pager -o short-iso-precise -u 'multillm-model-*' -u litellm-gateway -u docker \
   > "$OUT/journal.txt"
 docker exec "$LAB" systemd-analyze blame --no-pager > "$OUT/blame.txt" 2>&1 || true
 docker exec "$LAB" systemd-analyze critical-chain litellm-gateway.service --no-pager > "$OUT/critical-chain.txt" 2>&1 || true
 echo "boot order (journal):" | tee -a "$OUT/summary.txt"
-grep -E 'Starting |Started |loading_started|healthy|ready|Booting|Listening' "$OUT/journal.txt" \
-  | grep -vE 'containerd|docker\[' | cut -c1-200 | tee -a "$OUT/summary.txt" || true
+grep -E 'systemd\[1\]: (Starting|Started) |model-wait.* healthy|Listening at' "$OUT/journal.txt" \
+  | cut -c1-200 | tee -a "$OUT/summary.txt" || true
 echo "verify.yml:" | tee -a "$OUT/summary.txt"
 rc=0; ansible-playbook -i inventories/lab playbooks/verify.yml > "$OUT/verify.log" 2>&1 || rc=$?
 grep -A8 'Show the summary' "$OUT/verify.log" | grep -vE '^\s*$' | tee -a "$OUT/summary.txt" || true
