@@ -20,7 +20,9 @@ def main():
         bad = [r for r in recs if r.get("error")]
         errors = collections.Counter((r["error"][:70] + (" [reused conn]" if r.get("stale") else "")) for r in bad)
         ev = a.event
-        rel = (lambda t: "%+.2f s" % (t - ev)) if ev else (lambda t: "%.2f" % t)
+
+        def rel(t, ev=ev):
+            return "%+.2f s" % (t - ev) if ev else "%.2f" % t
         print("%s: requests %d, ok %d, failed %d (of which no answer on a reused connection: %d)" % (
             path, len(recs), len(recs) - len(bad), len(bad), sum(1 for r in bad if r.get("stale"))))
         for e, n in errors.most_common(8):
