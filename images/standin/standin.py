@@ -141,6 +141,9 @@ def reply_for(model, messages, max_tokens):
 
 
 class Handler(BaseHTTPRequestHandler):
+    # Headers and body go out in separate writes: without TCP_NODELAY each answer on a kept-open
+    # connection waits ~40 ms for the peer's delayed ACK (Nagle), which a real vLLM does not do.
+    disable_nagle_algorithm = True
     protocol_version = "HTTP/1.1"
     server_version = "multillm-standin/1"
     state = None  # set in main()
