@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Gateway overhead: the same chat completion sent straight to a stand-in backend and through
-# LiteLLM, as llmops.multillm.litellm_gateway ships it and with LiteLLM's defaults, all in one
-# systemd container on this machine, measured in interleaved rounds.
+# LiteLLM, as llmops.multillm.litellm_gateway ships it, with LiteLLM's defaults (uvicorn, one
+# worker) and with LiteLLM's defaults but the role's 2 Gunicorn workers, all in one systemd
+# container on this machine, measured in interleaved rounds.
 #
 #   benchmarks/gateway_overhead/run.sh [ROUNDS]      (default 3 rounds; KEEP=1 keeps the container)
 #
@@ -45,11 +46,14 @@ declare -A url=(
   [direct]=http://127.0.0.1:8001/v1/chat/completions
   [shipped]=http://127.0.0.1:4001/v1/chat/completions
   [litellm_defaults]=http://127.0.0.1:4002/v1/chat/completions
+  [litellm_gunicorn]=http://127.0.0.1:4003/v1/chat/completions
 )
-declare -A model=([direct]=bench [shipped]=bench [litellm_defaults]=bench)
-declare -A unit=([direct]=multillm-model-bench [shipped]=litellm-gateway [litellm_defaults]=litellm-defaults)
-lg() { docker exec "$name" python3 /opt/gateway-bench/loadgen.py --url "${url[$1]}" --model "${model[$1]}" --key "$key" "${@:2}"; }
-# CPU time (clock ticks) of a unit's main process and its children (the Gunicorn workers).
+declare -A unit=([direct]=multillm-model-bench [shipped]=litellm-gateway [litellm_defaults]=litellm-defaults
+  [litellm_gunicorn]=litellm-gunicorn)
+targets=(direct shipped litellm_defaults litellm_gunicorn)
+lg() { docker exec "$name" python3 /opt/gateway-bench/loadgen.py --url "${url[$1]}" --model bench --key "$key" "${@:2}"; }
+# CPU time (clock ticks) of a unit's main process and its children (the Gunicorn workers;
+# uvicorn with one worker serves from the main process).
 ticks() {
   docker exec "$name" bash -c 'm=$(systemctl show -p MainPID --value '"${unit[$1]}"'.service)
     for p in $m $(pgrep -P "$m"); do cut -d" " -f14,15 /proc/$p/stat; done | awk "{t += \$1 + \$2} END {print t}"'
@@ -59,7 +63,7 @@ hz=$(docker exec "$name" getconf CLK_TCK)
 {
   echo "{\"date\": \"$(date -u +%FT%TZ)\", \"cpus\": $(nproc), \"cpu\": \"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)\", \"loadavg_before\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
   for r in $(seq "$rounds"); do
-    for t in direct shipped litellm_defaults; do
+    for t in "${targets[@]}"; do
       echo "{\"round\": $r, \"target\": \"$t\", \"kind\": \"c1\", \"result\": $(lg "$t" --connections 1 --requests 1000 --warmup 100)}"
       t0=$(ticks "$t")
       res=$(lg "$t" --connections 16 --duration 15 --warmup 100)
@@ -70,7 +74,7 @@ hz=$(docker exec "$name" getconf CLK_TCK)
   echo "{\"loadavg_after\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
 } | tee "$out"
 
-python3 - "$out" <<'PY'
+python3 - "$out" "${targets[@]}" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 meta = rows[0]
@@ -84,7 +88,8 @@ print("%s, %d CPUs (%s), load average before %s, after %s" % (
     meta["date"], meta["cpus"], meta["cpu"], meta["loadavg_before"], rows[-1]["loadavg_after"]))
 print("| target | p50 ms (1 conn) | p99 ms (1 conn) | req/s (16 conn) | CPU ms/request (16 conn) | failed |")
 print("| --- | --- | --- | --- | --- | --- |")
-for t in ("direct", "shipped", "litellm_defaults"):
+targets = sys.argv[2:]
+for t in targets:
     c1, c16 = by[(t, "c1")], by[(t, "c16")]
     failed = sum(x["failed"] for x in c1 + c16)
     cpu = med([r["cpu_s"] * 1000 / max(1, r["result"]["ok"]) for r in rows
@@ -92,8 +97,9 @@ for t in ("direct", "shipped", "litellm_defaults"):
     print("| %s | %.2f | %.2f | %.0f | %.2f | %d |" % (t, med([x["p50_ms"] for x in c1]), med([x["p99_ms"] for x in c1]),
                                                     med([x["rps"] for x in c16]), cpu, failed))
 d = med([x["p50_ms"] for x in by[("direct", "c1")]])
-for t in ("shipped", "litellm_defaults"):
+for t in targets[1:]:
     print("%s: p50 overhead %.2f ms" % (t, med([x["p50_ms"] for x in by[(t, "c1")]]) - d))
-print("throughput ratio shipped / litellm_defaults: %.2f" % (
-    med([x["rps"] for x in by[("shipped", "c16")]]) / med([x["rps"] for x in by[("litellm_defaults", "c16")]])))
+rps = {t: med([x["rps"] for x in by[(t, "c16")]]) for t in targets}
+for t in targets[2:]:
+    print("throughput ratio shipped / %s: %.2f" % (t, rps["shipped"] / rps[t]))
 PY
