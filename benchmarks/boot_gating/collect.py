@@ -4,6 +4,7 @@ stand-ins' own event lines from their containers, prints one JSON object."""
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import time
@@ -31,7 +32,19 @@ def main():
         events = [(m.group(1), float(m.group(2))) for m in EVENT_RE.finditer(logs.stdout + logs.stderr)]
         started = [t for e, t in events if e == "loading_started" and t >= a.play_start]
         healthy = [t for e, t in events if e == "healthy" and t >= a.play_start]
+        # The gate (model_stack's prestart): when the unit opened this model's gate, and when
+        # Docker started its container (before the gate opened). Absent on the older chain.
+        try:
+            released = os.stat("/run/multillm-gate/%s/release" % name).st_mtime
+        except OSError:
+            released = None
+        state = json.loads(subprocess.run(["docker", "inspect", "-f", "{{json .State}}", "multillm-model-" + name],
+                                          capture_output=True, text=True, check=True).stdout)
+        container_started = float(subprocess.run(["date", "-d", state["StartedAt"], "+%s.%N"],
+                                                 capture_output=True, text=True, check=True).stdout)
         models.append({
+            "released": released,
+            "container_started": container_started,
             "name": name,
             "delay_s": float(delay),
             "unit_start": int(props["InactiveExitTimestampMonotonic"]) / 1e6 + offset,

@@ -10,6 +10,9 @@
 #   - the wall time of the whole ansible-playbook run, for reference;
 #   - the container runtime's own share: `docker start` to the stand-in loading, alone.
 # Usage: benchmarks/boot_gating/run.sh [RUNS]   (default 3; the first run also creates the containers)
+#        MULTILLM_ROOT=<checkout> benchmarks/boot_gating/run.sh [RUNS]
+#   boots the models with the collection of another checkout (e.g. `git worktree add /tmp/old
+#   <commit>`), measured by this script: a baseline for a change to model_stack.
 # Needs: Docker, the venv (make venv), about 2 minutes plus 31 s per run. Writes
 # benchmarks/results/boot_gating-<UTC time>.json and prints a Markdown table.
 set -euo pipefail
@@ -21,7 +24,8 @@ work=$(mktemp -d /tmp/multillm-boot-gating.XXXXXX)
 trap 'docker rm -f -v "$host" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 # shellcheck disable=SC1091
 source "$root/.venv/bin/activate"
-export ANSIBLE_CONFIG=$root/ansible.cfg ANSIBLE_COLLECTIONS_PATH=$root/collections ANSIBLE_FORCE_COLOR=0
+collection=$(cd "${MULTILLM_ROOT:-$root}" && pwd)
+export ANSIBLE_CONFIG=$collection/ansible.cfg ANSIBLE_COLLECTIONS_PATH=$collection/collections ANSIBLE_FORCE_COLOR=0
 
 "$root/images/base/build.sh" >/dev/null
 "$root/images/standin/build.sh" >/dev/null
@@ -67,7 +71,7 @@ for run in $(seq 1 "$runs"); do
   fi
   echo "boot_gating: run $run of $runs: $cmd" >&2
   start=$(date +%s.%N)
-  (cd "$root" && $cmd >"$work/play-$run.log" 2>&1) || { tail -n 40 "$work/play-$run.log" >&2; exit 1; }
+  (cd "$collection" && $cmd >"$work/play-$run.log" 2>&1) || { tail -n 40 "$work/play-$run.log" >&2; exit 1; }
   end=$(date +%s.%N)
   docker cp "$root/benchmarks/boot_gating/collect.py" "$host:/root/collect.py"
   results+=("$(docker exec "$host" python3 /root/collect.py --play-start "$start" --play-end "$end" \
@@ -80,5 +84,5 @@ floor=$(docker exec "$host" python3 /root/floor.py)
 mkdir -p "$root/benchmarks/results"
 out=$root/benchmarks/results/boot_gating-$(date -u +%Y%m%dT%H%M%SZ).json
 printf '%s\n' "${results[@]}" | python3 "$root/benchmarks/boot_gating/report.py" \
-  --command "benchmarks/boot_gating/run.sh $runs" --json "$out" --floor "$floor"
+  --command "${MULTILLM_ROOT:+MULTILLM_ROOT=$MULTILLM_ROOT }benchmarks/boot_gating/run.sh $runs (collection at $(git -C "$collection" rev-parse --short HEAD)$(git -C "$collection" diff --quiet HEAD -- roles playbooks || echo ' + local changes'))" --json "$out" --floor "$floor"
 echo "boot_gating: raw figures in $out" >&2

@@ -92,17 +92,35 @@ def test_models_started_one_after_another_each_after_the_previous_was_healthy(ho
         assert took >= delay - 0.05, "%s was healthy after %.2f s, its load delay is %s s" % (name, took, delay)
 
 
+def started_at(host, name):
+    """Unix time the container last started (Docker's RFC 3339 with nanoseconds)."""
+    out = host.check_output("date -d %s +%%s.%%N", inspect(host, name)["State"]["StartedAt"])
+    return float(out)
+
+
+def test_next_container_starts_while_the_previous_model_loads_its_server_only_after(host):
+    # The container runtime's start-up is off the critical path: beta's container was up
+    # while alpha was still loading, and beta's server waited at the gate until alpha was ready.
+    for prev, nxt in zip([m for m, _, _ in MODELS], [m for m, _, _ in MODELS][1:]):
+        assert started_at(host, nxt) < last(host, prev, "healthy"), "%s's container started after %s was healthy" % (
+            nxt, prev)
+        assert last(host, nxt, "loading_started") > last(host, prev, "healthy")
+        journal = host.check_output("journalctl -u %s%s.service -o cat --no-pager", PREFIX, nxt)
+        assert "model=%s released" % nxt in journal
+        assert host.file("/run/multillm-gate/%s/ready" % nxt).exists
+
+
 def test_units_are_enabled_chained_and_active(host):
     prev = None
     for name, _, _ in MODELS:
         unit = host.service(PREFIX + name)
         assert unit.is_enabled and unit.is_running
-        after = host.check_output("systemctl show -p After --value %s%s.service", PREFIX, name)
+        wants = host.check_output("systemctl show -p Wants --value %s%s.service", PREFIX, name)
         requires = host.check_output("systemctl show -p Requires --value %s%s.service", PREFIX, name)
         if prev:
-            # Ordered after the previous model, but not Requires= (that would restart this
-            # model whenever the previous one restarts).
-            assert PREFIX + prev + ".service" in after.split()
+            # Starting a model starts the previous one (Wants=), but not Requires= (that would
+            # restart this model whenever the previous one restarts).
+            assert PREFIX + prev + ".service" in wants.split()
             assert PREFIX + prev + ".service" not in requires.split()
         prev = name
 
@@ -216,7 +234,8 @@ def test_a_removed_model_goes_and_a_model_that_never_gets_healthy_stops_the_boot
     assert not host.file("/etc/multillm/models/beta.env").exists
     assert "beta" not in host.check_output("systemctl list-units --all --plain --no-legend '%s*'", PREFIX)
     unit = host.file("/etc/systemd/system/%sgamma.service" % PREFIX).content_string
-    assert "After=docker.service network-online.target %salpha.service" % PREFIX in unit
+    assert "Wants=docker.service network-online.target %salpha.service" % PREFIX in unit
+    assert "--previous-ready /run/multillm-gate/alpha/ready" in unit
 
     # broken failed the play, with its log; late was never started; the others still serve.
     assert rc != 0, "the play succeeded although broken never answered /health 200:\n" + out[-3000:]
@@ -225,8 +244,9 @@ def test_a_removed_model_goes_and_a_model_that_never_gets_healthy_stops_the_boot
     assert "Not started after it: late" in out
     assert "standin model=broken event=loading_stuck" in out, "the failure does not show the model's log"
     assert "hf_molecule_secret" not in out, "the token leaked into the play output"
-    late = inspect(host, "late")["State"]
-    assert late["StartedAt"].startswith("0001-01-01"), "late was started behind a failed model: %s" % late
+    # late's container may have started behind broken's (the gate), but its server never ran.
+    assert not [e for e, _ in events(host, "late") if e == "loading_started"], "late loaded behind a failed model"
     assert not host.service(PREFIX + "late").is_running
+    assert not inspect(host, "late")["State"]["Running"]
     for name in ("alpha", "gamma"):
         assert host.service(PREFIX + name).is_running, "%s stopped because a later model failed" % name

@@ -42,7 +42,11 @@ def test_kvcached_renders_the_full_vllm_serve_command_and_unique_kvcached_env():
     specs = render(multillm_vram_strategy="kvcached")
     qwen, ocr = specs["qwen2.5-14b-instruct"], specs["paddleocr-vl"]
     assert qwen["image"].startswith("ghcr.io/ovg-project/kvcached-vllm:kvcached-v0.1.5-")
-    assert qwen["entrypoint"] + qwen["command"] == [
+    # The container runs the server behind the gate: python3 waits for the release file, then
+    # executes the command, which is the whole vllm serve argv.
+    assert qwen["entrypoint"][0] == "python3" and "/run/multillm-gate/release" in qwen["entrypoint"][-1]
+    assert qwen["entrypoint"][-1].rstrip().endswith("os.execvp(sys.argv[1], sys.argv[1:])")
+    assert qwen["command"] == [
         "vllm", "serve", "Qwen/Qwen2.5-14B-Instruct", "--host", "0.0.0.0", "--port", "8001",
         "--served-model-name", "qwen2.5-14b-instruct", "--gpu-memory-utilization", "0.5",
         "--max-model-len", "32768", "--no-enable-prefix-caching"]
@@ -60,6 +64,11 @@ def test_kvcached_renders_the_full_vllm_serve_command_and_unique_kvcached_env():
     assert qwen["env"]["KVCACHED_IPC_NAME"] != ocr["env"]["KVCACHED_IPC_NAME"]
     assert (qwen["previous_unit"], ocr["previous_unit"]) == ("", "multillm-model-qwen2.5-14b-instruct.service")
     assert (qwen["kvctl_limit_gib"], ocr["kvctl_limit_gib"]) == (0, 6)
+    assert (qwen["gate_dir"], ocr["previous_gate_dir"]) == ("/run/multillm-gate/qwen2.5-14b-instruct",) * 2
+    assert ocr["gate_dir"] == "/run/multillm-gate/paddleocr-vl" and qwen["previous_gate_dir"] == ""
+    # systemd's start timeout of a later model covers the wait behind the earlier ones:
+    # qwen 900 s, paddleocr-vl the default 900 s, plus settle (120 s) and 60 s per model.
+    assert (qwen["start_timeout_s"], ocr["start_timeout_s"]) == (900 + 180, 900 + 900 + 2 * 180)
 
 
 def test_static_renders_the_slice_and_switches_kvcached_off():
