@@ -125,6 +125,18 @@ def test_units_are_enabled_chained_and_active(host):
         prev = name
 
 
+def test_model_units_are_sandboxed(host):
+    # The units run only the Docker client, the gate and nvidia-smi: no capability but
+    # CAP_FOWNER, no namespaces, a system-call allow list (systemd-analyze: "OK" is below 4.0).
+    for name, _, _ in MODELS:
+        out = host.check_output("systemd-analyze security --no-pager %s%s.service", PREFIX, name)
+        level = float(re.search(r"Overall exposure level for \S+: ([0-9.]+)", out).group(1))
+        assert level <= 3.0, "%s: exposure %s:\n%s" % (name, level, out)
+        props = host.check_output("systemctl show -p CapabilityBoundingSet -p RestrictNamespaces --value %s%s.service",
+                                  PREFIX, name)
+        assert props.split() == ["cap_fowner", "yes"], props
+
+
 def test_docker_never_restarts_models_itself(host):
     for name, _, _ in MODELS:
         assert inspect(host, name)["HostConfig"]["RestartPolicy"]["Name"] == "no"
