@@ -95,8 +95,8 @@ def main():
     gate = tempfile.mkdtemp(prefix="multillm-gate-")
     port = free_port()
     before = used_mib()
-    server = subprocess.Popen(gate_entrypoint(gate) + [sys.executable, "-c", SERVER, str(a.gib), str(a.steps),
-                                                         str(a.step_s), str(port)],
+    server_argv = [sys.executable, "-c", SERVER, str(a.gib), str(a.steps), str(a.step_s), str(port)]
+    server = subprocess.Popen(gate_entrypoint(gate) + server_argv,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     time.sleep(3.0)
     gated = used_mib()
