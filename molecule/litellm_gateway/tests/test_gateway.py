@@ -120,6 +120,17 @@ def test_environment_of_the_running_process(host):
     assert "LITELLM_LOCAL_MODEL_COST_MAP=True" in env
     assert "MAX_REQUESTS_BEFORE_RESTART=200" in env
     assert "MAX_REQUESTS_BEFORE_RESTART_JITTER=50" in env
+    assert "PYTHON_GC_THRESHOLD=7000,10,10" in env
+
+
+def test_workers_apply_the_gc_threshold(address):
+    """LiteLLM reads PYTHON_GC_THRESHOLD at import; its debug endpoint reports what the answering
+    worker's collector uses."""
+    req = urllib.request.Request("http://%s:%d/debug/memory/details" % (address, PORT),
+                                 headers={"Authorization": "Bearer " + KEY})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        thresholds = json.load(r)["garbage_collector"]["thresholds"]
+    assert [thresholds["generation_%d" % g] for g in range(3)] == [7000, 10, 10]
 
 
 def test_config_holds_only_healthy_models_grouped_by_name(host):
