@@ -153,6 +153,25 @@ def test_ports_are_bound_on_loopback_only_and_serve_the_model(host):
         assert [m["id"] for m in models["data"]] == [name]
 
 
+def test_no_other_container_reaches_a_model_server(host):
+    # The servers listen on 0.0.0.0 inside their containers; the models' network has
+    # inter-container traffic off, and Docker isolates it from its default bridge.
+    probe = ("python3 -c \"import sys, urllib.request; "
+             "urllib.request.urlopen('http://%s:%s/health', timeout=3); print('reached')\"")
+    net = inspect(host, "alpha")["NetworkSettings"]["Networks"]
+    assert list(net) == ["multillm-models"], net
+    options = json.loads(host.check_output("docker network inspect multillm-models"))[0]["Options"]
+    assert options.get("com.docker.network.bridge.enable_icc") == "false", options
+    for name, port, _ in MODELS:
+        ip = inspect(host, name)["NetworkSettings"]["Networks"]["multillm-models"]["IPAddress"]
+        # The host itself reaches the server (as it does on 127.0.0.1), so the probe can succeed.
+        assert host.run("curl -fsS -m 3 -o /dev/null http://%s:%s/health", ip, str(port)).rc == 0
+        for network in ("bridge", "multillm-models"):
+            out = host.run("docker run --rm --network %s multillm-standin:latest " + probe, network, ip, str(port))
+            assert out.rc != 0 and "reached" not in out.stdout, (
+                "a container on %s reached model %s at %s:%s" % (network, name, ip, port))
+
+
 def test_token_only_in_root_only_env_files(host):
     for name, _, _ in MODELS:
         env_file = host.file("/etc/multillm/models/%s.env" % name)
