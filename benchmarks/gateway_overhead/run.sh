@@ -102,4 +102,9 @@ for t in targets[1:]:
 rps = {t: med([x["rps"] for x in by[(t, "c16")]]) for t in targets}
 for t in targets[2:]:
     print("throughput ratio shipped / %s: %.2f" % (t, rps["shipped"] / rps[t]))
+# A 2-worker server whose 16 connections all went to one worker uses one core: show it per round.
+print("per round, 16 connections: req/s (cores used by the server)")
+for t in targets[1:]:
+    print("  %s: %s" % (t, ", ".join("%.0f (%.2f)" % (r["result"]["rps"], r["cpu_s"] / r["result"]["seconds"])
+                                  for r in rows if r.get("target") == t and r.get("kind") == "c16")))
 PY
