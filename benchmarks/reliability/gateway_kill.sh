@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Gateway faults under load (issue 8, Reliability 2). Needs the converged lab (`make lab`).
-#   benchmarks/reliability/gateway_kill.sh [worker|main|recycle ...]   # default: all three
+#   benchmarks/reliability/gateway_kill.sh [worker|main|restart|recycle ...]   # default: all four
 #   worker   SIGKILL to one Gunicorn worker, under 4 closed-loop connections
 #   main     SIGKILL to the unit's main process (Gunicorn arbiter): systemd restarts the unit
+#   restart  `systemctl restart litellm-gateway` (what the role does for a new release or secret)
 #   recycle  gateway.yml rerun with MAX_REQUESTS_BEFORE_RESTART=$RECYCLE_EVERY (jitter $RECYCLE_JITTER),
 #            $RECYCLE_REQUESTS requests on 4 connections with client.py (no retry) and with
 #            gateway_overhead/loadgen.py --retry-stale, then gateway.yml again with the defaults.
@@ -52,10 +53,12 @@ fault() {  # name, command run in the lab host 5 s into 40 s of load
 }
 worker_cmd='w=$(ps -o pid= --ppid $(systemctl show -p MainPID --value litellm-gateway) | head -1); echo worker $w; kill -9 $w'
 main_cmd='m=$(systemctl show -p MainPID --value litellm-gateway); echo main $m; kill -9 $m'
+restart_cmd='systemctl restart litellm-gateway; echo restarted'
 
-for what in "${@:-worker main recycle}"; do for w in $what; do case $w in
+for what in "${@:-worker main restart recycle}"; do for w in $what; do case $w in
   worker) fault worker "$worker_cmd" ;;
   main) fault main "$main_cmd" ;;
+  restart) fault restart "$restart_cmd" ;;
   recycle)
     d=$OUT/recycle; mkdir -p "$d"
     echo "== recycle every $RECYCLE_EVERY (+0..$RECYCLE_JITTER) requests ($(date -u +%T))"

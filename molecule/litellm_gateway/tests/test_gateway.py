@@ -24,6 +24,7 @@ import yaml
 
 SERVICE = "litellm-gateway"
 UNIT = SERVICE + ".service"
+SOCKET = SERVICE + ".socket"
 PORT = 4001
 KEY = "sk-molecule-test-key-0123456789"
 USER = "litellm"
@@ -64,6 +65,34 @@ def worker_pids(host, parent):
     return sorted(int(p) for p in out)
 
 
+def unit_prop(host, unit, prop):
+    return host.check_output("systemctl show -p %s --value %s", prop, unit)
+
+
+def load_during(address, fault, seconds=30, fault_at=5):
+    """Closed-loop load on 4 keep-alive connections for `seconds`; `fault()` runs after `fault_at` s.
+
+    loadgen has no request timeout: a request that waits in the socket's backlog while the
+    gateway restarts is answered late, not failed. A request whose reused keep-alive connection
+    broke before any answer is resent once on a new connection and counted apart
+    (stale_retries), as HTTP clients do; every other error counts as failed.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, LOADGEN, "--url", "http://%s:%d/v1/chat/completions" % (address, PORT),
+         "--model", "chat", "--key", KEY, "--connections", "4", "--duration", str(seconds), "--warmup", "0",
+         "--retry-stale"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(fault_at)
+        fault()
+        out, err = proc.communicate(timeout=400)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    return json.loads(out)
+
+
 def wait_ready(address, timeout=120):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -83,6 +112,10 @@ def test_unit_is_active_and_enabled(host):
     svc = host.service(SERVICE)
     assert svc.is_running
     assert svc.is_enabled
+    sock = host.service(SOCKET)
+    assert sock.is_running and sock.is_enabled
+    assert unit_prop(host, SOCKET, "Triggers") == UNIT
+    assert SOCKET in unit_prop(host, UNIT, "Requires").split()
 
 
 def test_main_process_and_workers_run_as_the_service_user(host):
@@ -121,6 +154,8 @@ def test_environment_of_the_running_process(host):
     assert "MAX_REQUESTS_BEFORE_RESTART=200" in env
     assert "MAX_REQUESTS_BEFORE_RESTART_JITTER=50" in env
     assert "PYTHON_GC_THRESHOLD=7000,10,10" in env
+    # systemd handed the socket to Gunicorn's arbiter (socket activation).
+    assert "LISTEN_FDS=1" in env
 
 
 def test_workers_apply_the_gc_threshold(address):
@@ -148,16 +183,15 @@ def test_config_holds_only_healthy_models_grouped_by_name(host):
     assert cfg["litellm_settings"]["request_timeout"] == 600
 
 
-def test_port_is_bound_as_configured_by_the_gateway(host):
+def test_port_is_held_by_the_socket_unit_as_configured(host):
     assert host.socket("tcp://0.0.0.0:%d" % PORT).is_listening
+    assert unit_prop(host, SOCKET, "Listen") == "0.0.0.0:%d (Stream)" % PORT
     # The container's root lacks CAP_SYS_PTRACE, so ss cannot name the process; it names the
-    # cgroup (the unit) and the owner uid of the socket.
-    uid = host.check_output("id -u %s", USER)
+    # cgroup the socket was created in: systemd created it for the socket unit, and Gunicorn
+    # bound nothing of its own.
     lines = host.check_output("ss -Htlne 'sport = :%s'" % PORT).splitlines()
-    assert lines
-    for line in lines:
-        assert re.search(r"\buid:%s\b" % uid, line), line
-        assert re.search(r"cgroup:\S*/%s\b" % re.escape(UNIT), line), line
+    assert len(lines) == 1, lines
+    assert re.search(r"cgroup:\S*/%s\b" % re.escape(SOCKET), lines[0]), lines[0]
     assert not host.socket("tcp://0.0.0.0:4000").is_listening
 
 
@@ -172,7 +206,7 @@ def test_unit_orders_after_the_model_units(host):
 def test_unit_is_hardened(host):
     props = dict(line.split("=", 1) for line in host.check_output(
         "systemctl show -p Restart -p NoNewPrivileges -p ProtectSystem -p ProtectHome -p PrivateTmp "
-        "-p CapabilityBoundingSet -p TimeoutStopUSec -p User %s", UNIT).splitlines())
+        "-p CapabilityBoundingSet -p TimeoutStopUSec -p User -p KillMode %s", UNIT).splitlines())
     assert props["Restart"] == "always"
     assert props["NoNewPrivileges"] == "yes"
     assert props["ProtectSystem"] == "strict"
@@ -180,6 +214,8 @@ def test_unit_is_hardened(host):
     assert props["PrivateTmp"] == "yes"
     assert props["CapabilityBoundingSet"] == ""
     assert props["User"] == USER
+    # Every worker gets SIGTERM and finishes its requests, also when the arbiter dies.
+    assert props["KillMode"] == "control-group"
     # Longer than Gunicorn's 30 s graceful timeout.
     assert props["TimeoutStopUSec"] == "45s"
 
@@ -274,22 +310,39 @@ def test_killed_worker_is_replaced(host, client, address):
     assert r.choices[0].message.content
 
 
-def test_killed_main_process_is_restarted_by_systemd(host, client, address):
+def test_killed_main_process_under_load_loses_no_request(host, client, address):
+    """SIGKILL to the Gunicorn arbiter while 4 connections send requests.
+
+    systemd sends SIGTERM to the orphaned workers (KillMode=control-group), which finish the
+    requests they hold, and restarts the service after RestartSec; the socket stays open in
+    systemd meanwhile, so the requests sent during the outage wait in its backlog and are
+    answered by the new workers. Before the socket unit every such request was refused.
+    """
     pid = main_pid(host)
-    restarts = int(host.check_output("systemctl show -p NRestarts --value %s", UNIT))
-    host.run("kill -KILL %s", str(pid))
-    deadline = time.time() + 120
-    new = 0
-    while time.time() < deadline:
-        new = main_pid(host)
-        if new and new != pid and host.service(SERVICE).is_running:
-            break
-        time.sleep(0.5)
-    assert new and new != pid
-    assert int(host.check_output("systemctl show -p NRestarts --value %s", UNIT)) == restarts + 1
-    assert wait_ready(address)
+    restarts = int(unit_prop(host, UNIT, "NRestarts"))
+    socket_since = unit_prop(host, SOCKET, "ActiveEnterTimestampMonotonic")
+    result = load_during(address, lambda: host.run("kill -KILL %s", str(pid)))
+    print("load across the arbiter kill:", result)
+    assert main_pid(host) != pid
+    assert int(unit_prop(host, UNIT, "NRestarts")) == restarts + 1
+    assert unit_prop(host, SOCKET, "ActiveEnterTimestampMonotonic") == socket_since, "the socket was closed"
+    assert result["failed"] == 0, result["errors"]
+    assert result["ok"] > 0
     r = client.chat.completions.create(model="ocr", messages=[{"role": "user", "content": "back"}], max_tokens=4)
     assert r.choices[0].message.content
+
+
+def test_restart_under_load_loses_no_request(host, address):
+    """`systemctl restart` (what the role does for a new release, secret or unit) under load:
+    the old workers finish their requests, the new ones take over the same socket."""
+    pid = main_pid(host)
+    socket_since = unit_prop(host, SOCKET, "ActiveEnterTimestampMonotonic")
+    result = load_during(address, lambda: host.run_expect([0], "systemctl restart %s", UNIT))
+    print("load across a restart:", result)
+    assert main_pid(host) != pid
+    assert unit_prop(host, SOCKET, "ActiveEnterTimestampMonotonic") == socket_since, "the socket was closed"
+    assert result["failed"] == 0, result["errors"]
+    assert result["ok"] > 0
 
 
 def test_recycling_under_load_fails_no_request(host, address):

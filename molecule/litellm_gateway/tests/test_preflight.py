@@ -53,6 +53,15 @@ def test_one_worker_with_recycling_is_refused(host):
     assert "at least 2" in r.output
 
 
+def test_bind_address_systemd_cannot_listen_on_is_refused(host):
+    before = host.file("/etc/systemd/system/litellm-gateway.socket").md5sum
+    r = run_preflight({"litellm_gateway_bind_address": "gateway.example.com"})
+    assert r.returncode != 0
+    assert "litellm_gateway_bind_address=gateway.example.com" in r.output
+    assert "resolves no host names" in r.output
+    assert host.file("/etc/systemd/system/litellm-gateway.socket").md5sum == before
+
+
 def test_port_taken_by_another_program_is_refused(host):
     host.run("systemd-run --unit foreign-listener python3 -m http.server 4011 --bind 127.0.0.1")
     try:
