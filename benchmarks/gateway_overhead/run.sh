@@ -53,10 +53,12 @@ declare -A unit=([direct]=multillm-model-bench [shipped]=litellm-gateway [litell
 targets=(direct shipped litellm_defaults litellm_gunicorn)
 lg() { docker exec "$name" python3 /opt/gateway-bench/loadgen.py --url "${url[$1]}" --model bench --key "$key" "${@:2}"; }
 # CPU time (clock ticks) of a unit's main process and its children (the Gunicorn workers;
-# uvicorn with one worker serves from the main process).
+# uvicorn with one worker serves from the main process). The main process's cutime/cstime hold
+# the time of the workers it has reaped, so a worker recycled during a run still counts.
 ticks() {
   docker exec "$name" bash -c 'm=$(systemctl show -p MainPID --value '"${unit[$1]}"'.service)
-    for p in $m $(pgrep -P "$m"); do cut -d" " -f14,15 /proc/$p/stat; done | awk "{t += \$1 + \$2} END {print t}"'
+    { cut -d" " -f14-17 /proc/$m/stat; for p in $(pgrep -P "$m"); do cut -d" " -f14,15 /proc/$p/stat; done; } |
+      awk "{for (i = 1; i <= NF; i++) t += \$i} END {print t}"'
 }
 hz=$(docker exec "$name" getconf CLK_TCK)
 
@@ -102,6 +104,14 @@ for t in targets[1:]:
 rps = {t: med([x["rps"] for x in by[(t, "c16")]]) for t in targets}
 for t in targets[2:]:
     print("throughput ratio shipped / %s: %.2f" % (t, rps["shipped"] / rps[t]))
+# The machine's speed can drift between rounds (a shared host): the ratio within each round,
+# measured minutes apart at most, is the figure that drift moves least.
+for t in targets[2:]:
+    per = [a["result"]["rps"] / b["result"]["rps"] for a, b in zip(
+        [r for r in rows if r.get("target") == "shipped" and r.get("kind") == "c16"],
+        [r for r in rows if r.get("target") == t and r.get("kind") == "c16"])]
+    print("per round, throughput ratio shipped / %s: %s (median %.2f)" % (
+        t, ", ".join("%.2f" % x for x in per), statistics.median(per)))
 # A 2-worker server whose 16 connections all went to one worker uses one core: show it per round.
 print("per round, 16 connections: req/s (cores used by the server)")
 for t in targets[1:]:
