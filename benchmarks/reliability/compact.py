@@ -5,7 +5,7 @@ For every client*.jsonl under the given folders: keep the failed requests (the f
 last 200 when more) in <name>-failed.jsonl and per-second counts in <name>-per-second.txt (second since the first
 request, ok, failed), then delete the full file. For every journal.txt: drop the access-log lines
 of the health endpoints the pollers call 20 times a second (their count is kept in a last line).
-    python3 compact.py benchmarks/reliability/results/<date>
+    python3 compact.py benchmarks/results/reliability/<date>
 """
 import collections
 import json

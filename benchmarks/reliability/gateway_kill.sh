@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 LAB=${LAB:-multillm-lab}
 MODEL=${MODEL:-qwen2.5-14b-instruct}
-OUT=${OUT:-benchmarks/reliability/results/$(date -u +%F)/gateway}
+OUT=${OUT:-benchmarks/results/reliability/$(date -u +%F)/gateway}
 RECYCLE_EVERY=${RECYCLE_EVERY:-100} RECYCLE_JITTER=${RECYCLE_JITTER:-20} RECYCLE_REQUESTS=${RECYCLE_REQUESTS:-3000}
 KEY=$(awk '/^litellm_gateway_master_key:/{print $2}' inventories/lab/group_vars/all/main.yml)
 mkdir -p "$OUT"

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/../.."
 LAB=${LAB:-multillm-lab}
 MODEL=${1:-qwen2.5-14b-instruct}
 OTHER=${OTHER:-paddleocr-vl}
-OUT=${OUT:-benchmarks/reliability/results/$(date -u +%F)/model_kill}
+OUT=${OUT:-benchmarks/results/reliability/$(date -u +%F)/model_kill}
 KEY=$(awk '/^litellm_gateway_master_key:/{print $2}' inventories/lab/group_vars/all/main.yml)
 PRE=5 POST=${POST:-45}
 mkdir -p "$OUT"

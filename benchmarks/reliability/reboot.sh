@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 LAB=${LAB:-multillm-lab}
 MODEL=${MODEL:-paddleocr-vl}   # the last model of the chain: serving it means the whole chain is up
-OUT=${OUT:-benchmarks/reliability/results/$(date -u +%F)/reboot}
+OUT=${OUT:-benchmarks/results/reliability/$(date -u +%F)/reboot}
 KEY=$(awk '/^litellm_gateway_master_key:/{print $2}' inventories/lab/group_vars/all/main.yml)
 mkdir -p "$OUT"
 # shellcheck disable=SC1091

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 LAB=${LAB:-multillm-lab}
-OUT=${OUT:-benchmarks/reliability/results/$(date -u +%F)/security}
+OUT=${OUT:-benchmarks/results/reliability/$(date -u +%F)/security}
 KEY=$(awk '/^litellm_gateway_master_key:/{print $2}' inventories/lab/group_vars/all/main.yml)
 TOKEN=hf_reliabilityDummyToken$(date +%s)
 mkdir -p "$OUT"

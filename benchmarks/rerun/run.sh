@@ -3,11 +3,11 @@
 #   benchmarks/rerun/run.sh [RUNS]        # default 3; needs `make lab` first
 # Runs `ansible-playbook -i inventories/lab site.yml` RUNS times with the profile_tasks and
 # profile_roles callbacks, records wall time, the PLAY RECAP (changed must be 0) and the time
-# per stage (play), and writes everything to benchmarks/reliability/results/<date>/rerun/.
+# per stage (play), and writes everything to benchmarks/results/rerun/<date>/ (git-ignored).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${1:-3}
-OUT=${OUT:-benchmarks/reliability/results/$(date -u +%F)/rerun}
+OUT=${OUT:-benchmarks/results/rerun/$(date -u +%F)}
 mkdir -p "$OUT"
 # shellcheck disable=SC1091
 source .venv/bin/activate

@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import re
 import subprocess
 import tarfile
 
@@ -33,3 +34,23 @@ def test_galaxy_tarball_holds_no_development_artefacts(tmp_path):
     for needed in ("MANIFEST.json", "plugins/filter/multillm_contract_errors.py", "roles/multillm/tasks/main.yml",
                    "playbooks/site.yml", "meta/runtime.yml", "inventories/h100/hosts.yml"):
         assert needed in names, needed
+
+
+def git(*args):
+    return subprocess.run(("git",) + args, cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_raw_benchmark_output_has_one_ignored_home_and_none_is_tracked():
+    # Every benchmark writes under benchmarks/results/ (git-ignored); nothing raw is committed.
+    assert git("check-ignore", "-q", "benchmarks/results/reliability/2026-12-04/gateway/client.jsonl").returncode == 0
+    tracked = git("ls-files", "benchmarks").stdout.split()
+    raw = [p for p in tracked if "/results/" in p or p.endswith((".jsonl", ".log", "journal.txt"))]
+    assert raw == []
+    scripts = [p for p in tracked if p.endswith((".sh", ".py"))]
+    wrong = [p for p in scripts if re.search(r"benchmarks/(?!results/)[a-z_]+/results", (ROOT / p).read_text())]
+    assert wrong == []
+
+
+def test_no_file_hard_codes_a_package_index_address():
+    hits = git("grep", "-n", "-i", "-E", r"python[h]osted\.org|pyp[i]\.org|/simpl[e]/", "--", ".").stdout
+    assert hits == ""
