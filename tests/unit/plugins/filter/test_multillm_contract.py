@@ -1,17 +1,11 @@
 """The contract validator: each rule, the messages, and that good input passes."""
 
 import copy
-import importlib.util
-import pathlib
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
-_spec = importlib.util.spec_from_file_location(
-    "multillm_contract_errors", ROOT / "plugins/filter/multillm_contract_errors.py"
-)
-contract = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(contract)
+from ansible_collections.llmops.multillm.plugins.filter import multillm_contract_errors as contract
+
 check = contract.multillm_contract_errors
 
 GOOD = {
