@@ -29,6 +29,7 @@ PORT = 4001
 KEY = "sk-molecule-test-key-0123456789"
 USER = "litellm"
 CONFIG_DIR = "/etc/litellm-gateway"
+DRAIN = "/usr/local/sbin/multillm-gateway-drain"
 CONTAINER = "multillm-litellm_gateway"
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
@@ -166,6 +167,10 @@ def test_files_and_modes(host):
     # The service user cannot change the code it runs.
     assert host.run("runuser -u %s -- test -w /opt/litellm-gateway/venv/bin/litellm", USER).rc != 0
     assert host.check_output("/opt/litellm-gateway/venv/bin/pip show litellm | sed -n 's/^Version: //p'") == "1.106.12"
+    # The drain helper is root's: the service user may neither run nor change it.
+    for path, mode in ((DRAIN, 0o750), ("/opt/litellm-gateway/multillm_gateway_drain.py", 0o644)):
+        f = host.file(path)
+        assert (f.user, f.group, f.mode) == ("root", "root", mode), path
 
 
 def test_environment_of_the_running_process(host):
@@ -308,6 +313,49 @@ def test_same_model_on_two_hosts_is_load_balanced(host, client):
     assert sum(served.values()) == 40
     # simple-shuffle: with 40 requests each backend gets some (chance of a miss: 2 * 0.5**40).
     assert all(n > 0 for n in served.values()), served
+
+
+def drain_command(host, *args):
+    return json.loads(host.check_output(" ".join((DRAIN,) + args)))
+
+
+def deployments_of(host):
+    entries = yaml.safe_load(host.file(CONFIG_DIR + "/config.yaml").content_string)["model_list"]
+    return sorted((e["model_name"], e["litellm_params"]["api_base"], e["model_info"]["multillm_host"]) for e in entries)
+
+
+def test_drain_and_restore_under_load_reload_and_lose_no_request(host, address):
+    """The drain command the role installs (a wrapper around files/multillm_gateway_drain.py) takes
+    gpu-b's deployment out of config.yaml and reloads Gunicorn, waiting for every old worker to
+    leave; restore puts it back. Neither restarts the arbiter, no new request reaches gpu-b while
+    it is drained, and the load on "chat" loses no request meanwhile."""
+    pid = main_pid(host)
+    before = deployments_of(host)
+    seen = {}
+
+    def fault():
+        seen["drain"] = drain_command(host, "drain", "gpu-b")
+        seen["during"] = deployments_of(host)
+        seen["list"] = drain_command(host, "list")
+        gpu_b = standin_chat_count(host, "127.0.0.2")
+        time.sleep(3)
+        seen["gpu_b_while_drained"] = standin_chat_count(host, "127.0.0.2") - gpu_b
+        seen["restore"] = drain_command(host, "restore", "gpu-b")
+
+    result = load_during(host, address, fault, seconds=20, fault_at=4)
+    assert_no_request_lost(result)
+    assert seen["drain"]["changed"] is True and seen["drain"]["deployments"] == 1, seen["drain"]
+    assert seen["drain"]["msg"].startswith("reloaded"), seen["drain"]
+    assert seen["during"] == [d for d in before if d[2] != "gpu-b"] and len(seen["during"]) < len(before)
+    assert seen["list"] == {"changed": False, "drained": ["gpu-b"]}
+    assert seen["gpu_b_while_drained"] == 0
+    assert seen["restore"]["changed"] is True and seen["restore"]["deployments"] == 1, seen["restore"]
+    assert deployments_of(host) == before
+    assert drain_command(host, "list")["drained"] == []
+    assert drain_command(host, "restore", "gpu-b")["changed"] is False
+    assert main_pid(host) == pid, "a drain reloads the gateway, never restarts it"
+    config = host.file(CONFIG_DIR + "/config.yaml")
+    assert (config.user, config.group, config.mode) == ("root", USER, 0o640)
 
 
 # --- faults ------------------------------------------------------------------------------

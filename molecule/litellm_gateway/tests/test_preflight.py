@@ -1,6 +1,6 @@
 """Bad input and a taken port stop the role in preflight, with a message naming the rule.
 
-Each case runs the scenario's converge playbook with --tags gateway_preflight and one bad
+Each case runs the scenario's converge playbook with --tags litellm_gateway_preflight and one bad
 extra variable against the converged container, and expects a failure before any change.
 """
 
@@ -25,7 +25,7 @@ class Result:
 
 def run_preflight(extra):
     cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], os.path.join(SCENARIO, "converge.yml"),
-           "--tags", "gateway_preflight", "-e", json.dumps(extra)]
+           "--tags", "litellm_gateway_preflight", "-e", json.dumps(extra)]
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
     return Result(subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env))
 
