@@ -74,3 +74,15 @@ def test_the_ansible_core_floor_is_the_one_the_floor_stage_installs_and_no_role_
     for meta in (ROOT / "roles").glob("*/meta/main.yml"):
         role_min = str(yaml.safe_load(meta.read_text())["galaxy_info"]["min_ansible_version"])
         assert version(role_min) <= version(floor[2:])[: len(version(role_min))], (meta, role_min, floor)
+
+
+def test_the_docs_name_only_make_targets_that_exist():
+    makefile = (ROOT / "Makefile").read_text()
+    targets = set(re.findall(r"^([a-z][a-z-]*):", makefile, re.M))
+    named = {}
+    for path in git("ls-files", "*.md", "*.sh", "*.yml", "*.py", ".ci/run").stdout.split():
+        if (ROOT / path).is_file():
+            for target in re.findall(r"`make ([a-z][a-z-]*)", (ROOT / path).read_text()):
+                named.setdefault(target, path)
+    assert {t: p for t, p in named.items() if t not in targets} == {}
+    assert re.search(r"^SCENARIO \?=\s*$", makefile, re.M)  # no default scenario: `make scenario` needs one named
