@@ -25,6 +25,7 @@ from ansible_collections.llmops.multillm.plugins.module_utils._contract import (
     kvcached_ipc_name,
     version_tuple,
 )
+from ansible_collections.llmops.multillm.plugins.module_utils import _placement
 
 import re
 
@@ -57,8 +58,9 @@ KVCACHED_ZERO_IS_OFF = (0, 1, 6)
 VLLM_V2_RUNNER_DEFAULT = (0, 22, 0)
 # The flags of vLLM's prefix cache: one polarity's presence decides.
 PREFIX_OFF = "--no-enable-prefix-caching"
-# A Docker device request for every GPU through the nvidia driver (--gpus all).
-GPU_REQUEST = [{"driver": "nvidia", "count": -1, "capabilities": [["gpu"]]}]
+# A Docker device request for every GPU through the nvidia driver (--gpus all): a model
+# without `gpus` (placement: plugins/module_utils/_placement.py).
+GPU_REQUEST = [dict(_placement.ALL_GPUS_REQUEST)]
 LOOPBACK = "127.0.0.1"
 
 
@@ -143,6 +145,8 @@ def _argv(m, s, kvc, use_kvcached):
     # VLLM_CPU_KVCACHE_SPACE (see _env), not from a fraction of a GPU.
     if s["model_stack_device"] == "gpu":
         argv += ["--gpu-memory-utilization", _num(m["gpu_memory_utilization"])]
+        # Placement: --tensor-parallel-size over the model's GPUs, when above 1.
+        argv += _placement.parallel_args(m)
     argv += max_len
     recipe = recipe_args(m)
     prefix_off_by_flag = (use_kvcached and int(kvc["max_cached_tokens"]) == 0
@@ -196,15 +200,18 @@ def endpoint_host(s):
 
 def _gate_lines(spec, previous, s):
     """The unit's gate commands, each a list of lines of tokens (the template writes one flag
-    and its value per continued line)."""
+    and its value per continued line). `previous`: the specs this model boots behind (one on a
+    single GPU; one per GPU it shares, placement decides), each as a --previous-* pair."""
     helper, name = s["model_stack_helper_path"], spec["name"]
     after = []
     if previous:
-        after = [[helper, "after"], ["--name", name], ["--previous-unit", previous["unit"]],
-                 ["--previous-release", previous["gate_dir"] + "/release"], ["--interval", _num(GATE_POLL_S)]]
+        after = [[helper, "after"], ["--name", name]]
+        for p in previous:
+            after += [["--previous-unit", p["unit"]], ["--previous-release", p["gate_dir"] + "/release"]]
+        after.append(["--interval", _num(GATE_POLL_S)])
     health = [[helper, "health"], ["--name", name]]
-    if previous:
-        health += [["--previous-unit", previous["unit"]], ["--previous-ready", previous["gate_dir"] + "/ready"]]
+    for p in previous:
+        health += [["--previous-unit", p["unit"]], ["--previous-ready", p["gate_dir"] + "/ready"]]
     health += [["--gate-interval", _num(GATE_POLL_S)], ["--release", spec["gate_dir"] + "/release"]]
     # With a kvctl limit the model is ready once the limit holds (kvctl_limit below).
     if not spec["kvctl_limit_gib"]:
@@ -217,6 +224,9 @@ def _gate_lines(spec, previous, s):
                    ["--settle-samples", _num(s["model_stack_vram_settle_samples"])],
                    ["--settle-delta-mib", _num(s["model_stack_vram_settle_delta_mib"])],
                    ["--settle-timeout", _num(s["model_stack_vram_settle_timeout_s"])]]
+        if spec["gpus"]:
+            # Only the model's own GPUs: chains on other GPUs load meanwhile.
+            health.append(["--settle-gpus", ",".join(spec["gpus"])])
     kvctl = []
     if spec["kvctl_limit_gib"]:
         kvctl = [[helper, "kvctl-limit"], ["--name", name], ["--docker", s["model_stack_docker_cli"]],
@@ -228,8 +238,10 @@ def _gate_lines(spec, previous, s):
     return {"after": after, "health": health, "kvctl_limit": kvctl, "shm_clean": shm_clean}
 
 
-def model_spec(index, models, settings):
-    """The spec of models[index]; `settings` as returned by settings_with_defaults."""
+def model_spec(index, models, settings, before=None, start_after_s=0):
+    """The spec of models[index]; `settings` as returned by settings_with_defaults. `before`:
+    the indexes it boots behind (default: the previous model); `start_after_s`: the start
+    budget of the longest chain before it (default: every earlier model's, as in one chain)."""
     s = settings
     m = models[index]
     name, prefix = m["name"], s["model_stack_name_prefix"]
@@ -239,9 +251,11 @@ def model_spec(index, models, settings):
     argv, prefix_off_by_flag = _argv(m, s, kvc, use_kvcached)
     health_timeout = int(m.get("health_timeout_s", s["model_stack_health_timeout_s"]))
     settle = int(s["model_stack_vram_settle_timeout_s"]) if s["model_stack_vram_settle"] else 0
-    # systemd's start timeout covers the wait behind every earlier model, then this one's own.
-    start_timeout = sum(int(x.get("health_timeout_s", s["model_stack_health_timeout_s"]))
-                        for x in models[:index + 1]) + (index + 1) * (settle + START_MARGIN_S)
+    before = [index - 1] if before is None and index > 0 else (before or [])
+    if before and start_after_s == 0 and before == [index - 1]:
+        start_after_s = sum(_own_start_s(x, s) for x in models[:index])
+    # systemd's start timeout covers the wait behind the longest chain before it, then its own.
+    start_timeout = start_after_s + _own_start_s(m, s)
     address = s.get("multillm_backend_address") or ""
     port = m["port"]
     gate_dir = "/run/%s/%s" % (GATE_ROOT, name)
@@ -260,14 +274,16 @@ def model_spec(index, models, settings):
         "port": port,
         "container": prefix + name,
         "unit": prefix + name + ".service",
-        "previous_unit": prefix + models[index - 1]["name"] + ".service" if index > 0 else "",
+        # The units it boots behind, space-separated (one on a single GPU; see _placement).
+        "previous_unit": " ".join(prefix + models[j]["name"] + ".service" for j in before),
+        "previous_units": [prefix + models[j]["name"] + ".service" for j in before],
         "image": _image(m, s),
         "entrypoint": list(GATE_ENTRYPOINT),
         "command": argv,
         "recipe": recipe_name(m) if s["model_stack_server"] == "vllm" else RECIPE_NONE,
         "gate_dir": gate_dir,
         "runtime_dir": "%s/%s" % (GATE_ROOT, name),
-        "previous_gate_dir": "/run/%s/%s" % (GATE_ROOT, models[index - 1]["name"]) if index > 0 else "",
+        "previous_gate_dir": " ".join("/run/%s/%s" % (GATE_ROOT, models[j]["name"]) for j in before),
         "start_timeout_s": start_timeout,
         "env": _env(m, s, kvc, use_kvcached, pool, prefix_off_by_flag),
         "env_file": "%s/%s.env" % (s["model_stack_config_dir"], name),
@@ -276,7 +292,10 @@ def model_spec(index, models, settings):
         "server": s["model_stack_server"],
         "device": s["model_stack_device"],
         "vram_settle": bool(s["model_stack_vram_settle"]),
-        "device_requests": GPU_REQUEST if gpu_request else [],
+        "device_requests": _placement.device_requests(m) if gpu_request else [],
+        # The GPUs it is placed on as Docker and nvidia-smi name them ([] = GPU 0, every GPU visible).
+        "gpus": [str(g) for g in _placement.model_gpus(m)] if _placement.has_gpus(m) else [],
+        "tensor_parallel_size": _placement.tensor_parallel_size(m),
         "ipc_mode": ipc_mode,
         "shm_size": s["model_stack_shm_size"] if ipc_mode != "host" else None,
         "network": s["model_stack_network"] or None,
@@ -296,13 +315,21 @@ def model_spec(index, models, settings):
     return spec
 
 
+def _own_start_s(m, s):
+    """A model's own share of a start budget: its health timeout, the settle, the margin."""
+    settle = int(s["model_stack_vram_settle_timeout_s"]) if s["model_stack_vram_settle"] else 0
+    return int(m.get("health_timeout_s", s["model_stack_health_timeout_s"])) + settle + START_MARGIN_S
+
+
 def model_specs(models, settings=None):
-    """Every model's spec, in boot order."""
+    """Every model's spec, in boot order: each boots behind the last earlier model of every
+    GPU it uses (_placement.predecessors; one strict chain on a single GPU)."""
     s = settings_with_defaults(settings)
     specs = []
-    for i in range(len(models)):
-        spec = model_spec(i, models, s)
-        spec["gate"] = _gate_lines(spec, specs[-1] if specs else None, s)
+    for i, before in enumerate(_placement.predecessors(models)):
+        after_s = max([specs[j]["start_timeout_s"] for j in before] or [0])
+        spec = model_spec(i, models, s, before, after_s)
+        spec["gate"] = _gate_lines(spec, [specs[j] for j in before], s)
         specs.append(spec)
     return specs
 
