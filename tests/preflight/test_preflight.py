@@ -76,6 +76,17 @@ BAD = {
     "bad-gateway-port": (_set(litellm_gateway_port=70000), "litellm_gateway_port=70000"),
     "bad-litellm-version": (_set(litellm_gateway_version="1.82.7"), "compromised LiteLLM release"),
     "bad-kvcached-key": (_model(1, kvcached={"reserved": 2}), "not a known kvcached setting"),
+    "bad-recipe": (_model(1, recipe="paddle"), "recipe='paddle': must be one of"),
+    # model_stack's settings, checked offline too (plugins/module_utils/_contract.py).
+    "bad-model-stack-timeout": (_set(model_stack_health_timeout_s=0), "model_stack_health_timeout_s=0: must be a whole"),
+    "bad-model-stack-device": (_set(model_stack_device="tpu"), "model_stack_device='tpu': must be one of gpu, cpu"),
+    "bad-kvcached-page": (lambda v: (v.update(multillm_vram_strategy="kvcached"),
+                                     v["multillm_models"][1].update(kvcached={"page_size_mb": 3})),
+                          "(ocr).kvcached.page_size_mb=3: must be a multiple of 2"),
+    "bad-pool-collision": (lambda v: (v.update(multillm_vram_strategy="kvcached"),
+                                      v["multillm_models"][0].update(name="ocr2.5"),
+                                      v["multillm_models"][1].update(name="ocr2-5")),
+                           "collides with model 0's pool multillm_ocr2-5"),
 }
 
 
@@ -102,14 +113,22 @@ def host_failures(stdout):
     return failures, result["stats"]
 
 
+def standalone(hv, name, n):
+    """One host that is its own machine and its own gateway's only backend, so that the rules
+    across hosts (same machine, reachability, one name per model) find nothing between hosts."""
+    hv["ansible_host"] = "192.0.2.%d" % (n + 1)
+    hv["litellm_gateway_backend_hosts"] = [name]
+    return hv
+
+
 @pytest.fixture(scope="module")
 def bad_run(tmp_path_factory):
     inv = tmp_path_factory.mktemp("inv")
-    hosts = {"good-host": copy.deepcopy(GOOD)}
-    for name, (mutate, _) in BAD.items():
+    hosts = {"good-host": standalone(copy.deepcopy(GOOD), "good-host", 0)}
+    for n, (name, (mutate, _)) in enumerate(sorted(BAD.items()), 1):
         hv = copy.deepcopy(GOOD)
         mutate(hv)
-        hosts[name] = hv
+        hosts[name] = standalone(hv, name, n)
     inventory = {
         "multillm_gpu_hosts": {"hosts": hosts},
         "multillm_gateway": {"hosts": {name: None for name in hosts}},
