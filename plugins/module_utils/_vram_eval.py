@@ -154,3 +154,115 @@ def sample_line(samples, limit=20, total=None):
     if total > len(shown):
         text = '(%d earlier samples left out) %s' % (total - len(shown), text)
     return text
+
+
+# -- per GPU (hosts with several GPUs) --------------------------------------------------------------
+
+def gpu_key(value):
+    """A GPU as the options name it: an index (int, or a string of digits) -> int, a UUID -> str.
+    None when it is neither."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    if text.startswith(('GPU-', 'MIG-')) and len(text) > 4:
+        return text
+    return None
+
+
+def gpu_name(key):
+    return 'GPU %s' % key
+
+
+def container_gpus(gpus):
+    """container -> {GPU index: bytes its processes hold there}."""
+    out = {}
+    for gpu in gpus:
+        for proc in gpu['processes']:
+            if proc.get('container') is None:
+                continue
+            per_gpu = out.setdefault(proc['container'], {})
+            per_gpu[gpu['index']] = per_gpu.get(gpu['index'], 0) + (proc.get('used_bytes') or 0)
+    return out
+
+
+def check_gpus(gpus, expectations, default_tolerance_gib):
+    """Each GPU's used memory against its own expectation.
+
+    ``expectations`` maps a GPU index to (expected_gib or None, tolerance_gib or None, max_gib or None).
+    Returns (report, problems): one report entry per GPU (index, used, expectation, verdict, the
+    containers on it), problems as sentences naming the GPU and what is on it.
+    """
+    by_container = container_gpus(gpus)
+    report, problems = [], []
+    for gpu in gpus:
+        expected, tolerance, ceiling = expectations.get(gpu['index'], (None, None, None))
+        tolerance = default_tolerance_gib if tolerance is None else tolerance
+        on_it = dict((name, per_gpu[gpu['index']]) for name, per_gpu in sorted(by_container.items())
+                     if gpu['index'] in per_gpu)
+        entry = {'index': gpu['index'], 'uuid': gpu.get('uuid'), 'used_mib': to_mib(gpu['used_bytes']),
+                 'used_gib': to_gib(gpu['used_bytes']), 'total_gib': to_gib(gpu.get('total_bytes')),
+                 'expected_gib': expected, 'tolerance_gib': tolerance if expected is not None else None,
+                 'max_gib': ceiling, 'ok': None,
+                 'containers': dict((name, to_gib(used)) for name, used in on_it.items())}
+        found = []
+        if expected is not None and not within(gpu['used_bytes'], expected, tolerance):
+            found.append('uses %s, expected %.2f ± %.2f GiB (off by %+.2f GiB)' % (
+                fmt_gib(gpu['used_bytes']), expected, tolerance, (gpu['used_bytes'] - expected * GIB) / GIB))
+        if ceiling is not None and gpu['used_bytes'] > ceiling * GIB:
+            found.append('uses %s, above its max_gib %.2f GiB' % (fmt_gib(gpu['used_bytes']), ceiling))
+        if expected is not None or ceiling is not None:
+            entry['ok'] = not found
+        for sentence in found:
+            problems.append('%s %s; on it: %s' % (gpu_name(gpu['index']), sentence, ', '.join(
+                'container %s %s' % (name, fmt_gib(used)) for name, used in on_it.items()) or 'no container'))
+        report.append(entry)
+    return report, problems
+
+
+def check_placement(gpus, placements):
+    """Each named container runs on exactly its GPUs. ``placements`` maps a container name (or id
+    prefix) to the GPU indexes it must use; returns problems as sentences."""
+    by_container = container_gpus(gpus)
+    ids = {}
+    for gpu in gpus:
+        for proc in gpu['processes']:
+            if proc.get('container') is not None:
+                ids[proc['container']] = proc.get('container_id')
+    problems = []
+    for key in sorted(placements):
+        want = sorted(placements[key])
+        names = [name for name in by_container
+                 if container_matches(key, {'container': name, 'container_id': ids.get(name)})]
+        seen = sorted(by_container[names[0]]) if names else []
+        missing = [g for g in want if g not in seen]
+        extra = [g for g in seen if g not in want]
+        if missing or extra:
+            where = ', '.join(gpu_name(g) for g in want)
+            parts = []
+            if missing:
+                parts.append('has no process on %s' % ', '.join(gpu_name(g) for g in missing))
+            if extra:
+                parts.append('runs on %s, which is not one of its GPUs' % ', '.join(gpu_name(g) for g in extra))
+            name = names[0] if names else key
+            problems.append('container %s should run on %s but %s' % (name, where, ' and '.join(parts)))
+    return problems
+
+
+def gpu_summary(report):
+    """One line per GPU for the play's summary: used, expectation and verdict, containers on it."""
+    lines = []
+    for entry in report:
+        want = ''
+        if entry['expected_gib'] is not None:
+            want += ', expected %.2f ± %.2f GiB' % (entry['expected_gib'], entry['tolerance_gib'])
+        if entry['max_gib'] is not None:
+            want += ', max %.2f GiB' % entry['max_gib']
+        verdict = {True: ': ok', False: ': OFF', None: ''}[entry['ok']]
+        containers = ', '.join('%s %.2f GiB' % (name, gib) for name, gib in entry['containers'].items())
+        lines.append('%s %.2f GiB%s%s; %s' % (
+            gpu_name(entry['index']), entry['used_gib'], want, verdict, containers or 'no container'))
+    return lines

@@ -98,9 +98,22 @@ options:
       - Optional per-container expectations, so that the play says which model is off.
       - Keys are Docker container names (or ids, 12 hex digits or more); values are either a
         number (the expected GiB, with O(tolerance_gib)) or a dictionary with C(expected_gib)
-        and optionally C(tolerance_gib).
+        and optionally C(tolerance_gib) and C(gpus).
       - A container's figure is the sum of its processes' usage on the selected GPUs. A
         container without a process there counts as 0 GiB.
+      - C(gpus) lists the GPUs (indexes or UUIDs) the container must run on, exactly. The module
+        fails naming the GPU when the container has no process on one of them, or has one on
+        another GPU. With C(gpus), C(expected_gib) may be left out.
+    type: dict
+  gpus:
+    description:
+      - Optional per-GPU expectations, for hosts whose models are placed on chosen GPUs.
+      - Keys are GPU indexes or UUIDs; values are a number (the expected GiB of that GPU, with
+        O(tolerance_gib)), a dictionary with any of C(expected_gib), C(tolerance_gib) and
+        C(max_gib), or null (the GPU must only exist).
+      - Every GPU named here, or in the C(gpus) of O(containers), must exist; the module fails
+        naming the missing index or UUID. These GPUs are checked even when O(devices) leaves
+        them out.
     type: dict
   docker_host:
     description:
@@ -238,9 +251,33 @@ samples:
       description: Used MiB of each selected GPU, in the order of RV(gpus).
       type: list
       elements: int
+gpu_report:
+  description: Each selected GPU's figure against its expectation from O(gpus), with the containers on it.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - index: 1
+      uuid: GPU-00000000-1111-2222-3333-444444444444
+      used_mib: 40960
+      used_gib: 40.0
+      total_gib: 79.647
+      expected_gib: 40.0
+      tolerance_gib: 2.0
+      max_gib: null
+      ok: true
+      containers:
+        multillm-model-tp: 40.0
+gpu_summary:
+  description: One line per selected GPU (used, expectation and verdict, containers on it), for the play's summary.
+  returned: always
+  type: list
+  elements: str
+  sample: ["GPU 0 40.00 GiB, expected 40.00 ± 2.00 GiB: ok; multillm-model-tp 20.00 GiB, multillm-model-a 20.00 GiB"]
 containers:
   description:
     - Per-container totals over the selected GPUs, keyed by container name.
+    - C(gpus) lists the GPU indexes the container has processes on.
     - Entries for containers named in O(containers) carry their expectation and whether it holds.
   returned: always
   type: dict
@@ -311,6 +348,7 @@ def argument_spec():
         timeout=dict(type='float', default=120),
         require_gpu=dict(type='bool', default=True),
         containers=dict(type='dict'),
+        gpus=dict(type='dict'),
         docker_host=dict(type='str', default=_vram_containers.DEFAULT_DOCKER_HOST,
                          fallback=(env_fallback, ['DOCKER_HOST'])),
     )
@@ -321,7 +359,8 @@ class VramCheck(object):
         self.module = module
         self.params = module.params
         self.result = dict(changed=False, gpus=[], used_gib=0.0, used_mib=0, settled=False, samples=[],
-                           containers={}, notes=[], msg='')
+                           containers={}, gpu_report=[], gpu_summary=[], notes=[], msg='')
+        self.placements = {}
 
     def fail(self, msg, **extra):
         data = dict(self.result, **extra)
@@ -351,6 +390,36 @@ class VramCheck(object):
             if bad or len(set(devices)) != len(devices):
                 self.fail('devices=%r: GPU indexes must be distinct and 0 or more' % (devices,))
         self.expectations = self._container_expectations(p['containers'] or {})
+        self.gpu_expectations = self._gpu_expectations(p['gpus'] or {})
+
+    def _gpu_keys(self, where, values):
+        keys = [ev.gpu_key(v) for v in values]
+        if any(k is None for k in keys) or len(set(keys)) != len(keys):
+            self.fail('%s: name GPUs by index (0, 1, ...) or UUID (GPU-...), each once' % where)
+        return keys
+
+    def _gpu_expectations(self, gpus):
+        """{GPU index or UUID: (expected_gib, tolerance_gib, max_gib)}, each None when not given."""
+        parsed = {}
+        for key, spec in gpus.items():
+            where = 'gpus[%r]=%r' % (key, spec)
+            (gpu,) = self._gpu_keys(where, [key])
+            if spec is None:
+                spec = {}
+            elif isinstance(spec, (int, float)) and not isinstance(spec, bool):
+                spec = {'expected_gib': spec}
+            if not isinstance(spec, dict) or set(spec) - {'expected_gib', 'tolerance_gib', 'max_gib'}:
+                self.fail('%s: give a number of GiB, null, or a dictionary with any of expected_gib, '
+                          'tolerance_gib and max_gib' % where)
+            try:
+                values = tuple(None if spec.get(k) is None else float(spec[k])
+                               for k in ('expected_gib', 'tolerance_gib', 'max_gib'))
+            except (TypeError, ValueError):
+                self.fail('%s: expected_gib, tolerance_gib and max_gib must be numbers' % where)
+            if any(v is not None and v < 0 for v in values):
+                self.fail('%s: expected_gib, tolerance_gib and max_gib must be 0 or more' % where)
+            parsed[gpu] = values
+        return parsed
 
     def _container_expectations(self, containers):
         parsed = {}
@@ -358,9 +427,16 @@ class VramCheck(object):
             where = 'containers[%r]=%r' % (name, spec)
             if isinstance(spec, (int, float)) and not isinstance(spec, bool):
                 spec = {'expected_gib': spec}
+            if isinstance(spec, dict) and 'gpus' in spec:
+                if not isinstance(spec['gpus'], list) or not spec['gpus']:
+                    self.fail('%s: gpus must be a non-empty list of GPU indexes or UUIDs' % where)
+                self.placements[str(name)] = self._gpu_keys(where, spec['gpus'])
+                spec = dict((k, v) for k, v in spec.items() if k != 'gpus')
+                if 'expected_gib' not in spec and not set(spec) - {'tolerance_gib'}:
+                    continue  # where it runs is all that is asked
             if not isinstance(spec, dict) or 'expected_gib' not in spec or set(spec) - {'expected_gib', 'tolerance_gib'}:
                 self.fail('%s: give a number of GiB or a dictionary with expected_gib and optionally '
-                          'tolerance_gib' % where)
+                          'tolerance_gib and gpus' % where)
             try:
                 expected = float(spec['expected_gib'])
                 tolerance = None if spec.get('tolerance_gib') is None else float(spec['tolerance_gib'])
@@ -398,7 +474,7 @@ class VramCheck(object):
                     raise _nvml.NvmlUnavailable('no_device', 'driver %s' % self.result['driver_version'])
             except _nvml.NvmlUnavailable as exc:
                 self.unavailable(exc)
-            indexes = self.select(count)
+            indexes = self.select(count, self.resolve_gpus(nvml, count))
             gpus = [self.describe(nvml, index) for index in indexes]
             readings, settled, elapsed = self.sample(nvml, gpus)
             for gpu, mem in zip(gpus, readings):
@@ -414,7 +490,7 @@ class VramCheck(object):
         self.name_containers(gpus)
         self.report(gpus, settled, elapsed)
 
-    def select(self, count):
+    def select(self, count, named=()):
         devices = self.params['devices']
         if devices is None:
             return list(range(count))
@@ -422,7 +498,30 @@ class VramCheck(object):
         if missing:
             self.fail('devices=%r: GPU %s not present; this host has %d GPU(s), indexes 0 to %d' % (
                 devices, ', '.join(str(d) for d in missing), count, count - 1))
-        return list(devices)
+        return list(devices) + sorted(set(named) - set(devices))
+
+    def resolve_gpus(self, nvml, count):
+        """Turn the GPUs named in gpus and in containers[].gpus into indexes; fail naming the
+        ones this host lacks. Returns the indexes named."""
+        named = set(self.gpu_expectations)
+        for keys in self.placements.values():
+            named.update(keys)
+        if not named:
+            return []
+        uuids = {}
+        if any(isinstance(k, str) for k in named):
+            for index in range(count):
+                uuids[nvml.uuid(nvml.handle(index))] = index
+        index_of = dict((k, k if isinstance(k, int) else uuids.get(k)) for k in named)
+        missing = sorted((str(k) for k, i in index_of.items() if i is None or i >= count))
+        if missing:
+            self.fail('%s not present: this host has %d GPU(s), indexes 0 to %d%s; the inventory places models '
+                      'there (gpus of the model entries, multillm_gpu_count)' % (
+                          ', '.join('GPU %s' % k for k in missing), count, count - 1,
+                          ' (UUIDs: %s)' % ', '.join(sorted(uuids)) if uuids else ''))
+        self.gpu_expectations = dict((index_of[k], v) for k, v in self.gpu_expectations.items())
+        self.placements = dict((name, [index_of[k] for k in keys]) for name, keys in self.placements.items())
+        return sorted(set(index_of.values()))
 
     @staticmethod
     def describe(nvml, index):
@@ -489,9 +588,14 @@ class VramCheck(object):
         p = self.params
         total = sum(gpu['used_bytes'] for gpu in gpus)
         containers, container_problems = ev.check_containers(gpus, self.expectations, p['tolerance_gib'])
+        for name, per_gpu in ev.container_gpus(gpus).items():
+            containers.setdefault(name, {})['gpus'] = sorted(per_gpu)
+        gpu_report, gpu_problems = ev.check_gpus(gpus, self.gpu_expectations, p['tolerance_gib'])
+        container_problems = container_problems + ev.check_placement(gpus, self.placements) + gpu_problems
         self.result.update(
             gpus=[public(gpu) for gpu in gpus], used_gib=ev.to_gib(total), used_mib=ev.to_mib(total),
-            settled=settled, containers=containers)
+            settled=settled, containers=containers, gpu_report=gpu_report,
+            gpu_summary=ev.gpu_summary(gpu_report))
         where = '%s %s' % ('GPUs' if len(gpus) > 1 else 'GPU', ', '.join(str(gpu['index']) for gpu in gpus))
         lines = ev.breakdown(gpus)
         count = self.sample_count
@@ -522,8 +626,16 @@ class VramCheck(object):
         if self.expectations:
             verdicts.append('%d container expectation%s met' % (
                 len(self.expectations), '' if len(self.expectations) == 1 else 's'))
-        self.result['msg'] = 'Resting VRAM is %s on %s%s (%s)' % (
-            ev.fmt_gib(total), where, ', ' + ', '.join(verdicts) if verdicts else '', how)
+        if self.placements:
+            verdicts.append('%d container%s on %s GPUs' % (
+                len(self.placements), '' if len(self.placements) == 1 else 's', 'its' if len(self.placements) == 1
+                else 'their'))
+        if self.gpu_expectations:
+            verdicts.append('%d GPU expectation%s met' % (
+                len(self.gpu_expectations), '' if len(self.gpu_expectations) == 1 else 's'))
+        per_gpu = '. Per GPU: %s' % ' | '.join(self.result['gpu_summary']) if len(gpus) > 1 else ''
+        self.result['msg'] = 'Resting VRAM is %s on %s%s (%s)%s' % (
+            ev.fmt_gib(total), where, ', ' + ', '.join(verdicts) if verdicts else '', how, per_gpu)
         self.module.exit_json(**self.result)
 
 
