@@ -47,9 +47,19 @@ def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _message(host, variable, value, rule, action):
-    # The contract's format (_contract.message).
-    return "host %s: %s=%r: %s. %s" % (host, variable, value, rule, action)
+# Rule ids (the contract's RULES lists them with the others): gpu-count, gpus, tensor-parallel,
+# and the contract's static-sum and weights-fit, decided here per GPU.
+RULES = (
+    ("gpu-count", "multillm_gpu_count is a whole number, 1 or more"),
+    ("gpus", "a model's gpus are GPU indexes below multillm_gpu_count or GPU UUIDs, each once, one kind per host"),
+    ("tensor-parallel", "tensor_parallel_size times the pipeline split equals the number of gpus; more than one "
+                        "GPU needs gpus; extra_args set no --tensor-parallel-size"),
+)
+
+
+def _message(host, variable, value, rule, action, rule_id):
+    # The contract's format (_contract.message); no secret reaches these messages.
+    return "host %s: %s=%r: %s. %s [%s]" % (host, variable, value, rule, action, rule_id)
 
 
 def _label(i, m):
@@ -170,26 +180,26 @@ def _gpus_errors(i, m, count, kinds, host):
     gpus = m["gpus"]
     if not isinstance(gpus, list) or not gpus:
         return [_message(host, "%s.gpus" % label, gpus, "must be a non-empty list of GPU indexes or UUIDs",
-                         "List the GPUs the model runs on, e.g. [0] or [0, 1] (nvidia-smi -L shows them).")]
+                         "List the GPUs the model runs on, e.g. [0] or [0, 1] (nvidia-smi -L shows them).", "gpus")]
     for g in gpus:
         if _is_int(g):
             kinds.setdefault("index", i)
             if g < 0:
                 errors.append(_message(host, "%s.gpus" % label, gpus, "GPU index %d is negative" % g,
-                                       "Use the indexes nvidia-smi -L lists, from 0."))
+                                       "Use the indexes nvidia-smi -L lists, from 0.", "gpus"))
             elif _is_int(count) and g >= count:
                 errors.append(_message(
                     host, "%s.gpus" % label, gpus,
                     "GPU %d is not on this host: multillm_gpu_count is %d (GPU indexes 0 to %d)" % (g, count, count - 1),
-                    "Set multillm_gpu_count to the host's number of GPUs, or place the model on GPUs it has."))
+                    "Set multillm_gpu_count to the host's number of GPUs, or place the model on GPUs it has.", "gpus"))
         elif isinstance(g, str) and UUID_RE.fullmatch(g):
             kinds.setdefault("uuid", i)
         else:
             errors.append(_message(host, "%s.gpus" % label, gpus,
                                    "%r is neither a GPU index (0, 1, ...) nor a GPU UUID (GPU-xxxxxxxx-...)" % (g,),
-                                   "Write indexes as numbers, or copy the UUIDs from nvidia-smi -L."))
+                                   "Write indexes as numbers, or copy the UUIDs from nvidia-smi -L.", "gpus"))
     if len(set(map(str, gpus))) != len(gpus):
-        errors.append(_message(host, "%s.gpus" % label, gpus, "lists a GPU twice", "List each GPU once."))
+        errors.append(_message(host, "%s.gpus" % label, gpus, "lists a GPU twice", "List each GPU once.", "gpus"))
     return errors
 
 
@@ -198,33 +208,36 @@ def _parallel_errors(i, m, host):
     label = _label(i, m)
     extra = m.get("extra_args") if isinstance(m.get("extra_args"), list) else []
     if _flag_value(extra, TP_FLAGS) is not None:
-        errors.append(_message(host, "%s.extra_args" % label, extra,
+        errors.append(_message(host, "%s.extra_args" % label, "--tensor-parallel-size",
                                "sets --tensor-parallel-size, which model_stack renders from gpus and "
-                               "tensor_parallel_size", "Use the model entry's gpus (and tensor_parallel_size)."))
+                               "tensor_parallel_size", "Use the model entry's gpus (and tensor_parallel_size).",
+                               "tensor-parallel"))
     pp = pipeline_parallel_size(m)
     if pp is None:
-        errors.append(_message(host, "%s.extra_args" % label, extra, "sets --pipeline-parallel-size to a value "
-                               "that is not a whole number above 0", "Correct the value."))
+        errors.append(_message(host, "%s.extra_args" % label, _flag_value(extra, PP_FLAGS),
+                               "sets --pipeline-parallel-size to a value that is not a whole number above 0",
+                               "Correct the value.", "tensor-parallel"))
         pp = 1
     tp = m.get("tensor_parallel_size")
     if tp is None:
         if has_gpus(m) and isinstance(m["gpus"], list) and m["gpus"] and len(m["gpus"]) % pp:
             errors.append(_message(host, "%s.gpus" % label, m["gpus"], "%d GPUs do not split into a pipeline of %d "
-                                   "stages" % (len(m["gpus"]), pp), "List a multiple of %d GPUs." % pp))
+                                   "stages" % (len(m["gpus"]), pp), "List a multiple of %d GPUs." % pp, "tensor-parallel"))
         return errors
     if not _is_int(tp) or tp < 1:
         return errors + [_message(host, "%s.tensor_parallel_size" % label, tp, "must be a whole number, 1 or more",
-                                  "Leave it out to use every GPU in gpus, or correct it.")]
+                                  "Leave it out to use every GPU in gpus, or correct it.", "tensor-parallel")]
     gpus = m["gpus"] if has_gpus(m) and isinstance(m["gpus"], list) else None
     if gpus is None and tp * pp > 1:
         errors.append(_message(host, "%s.tensor_parallel_size" % label, tp,
                                "needs gpus: a model on several GPUs must name them",
-                               "Add gpus with %d GPU indexes, e.g. %s." % (tp * pp, list(range(tp * pp)))))
+                               "Add gpus with %d GPU indexes, e.g. %s." % (tp * pp, list(range(tp * pp))), "tensor-parallel"))
     elif gpus and tp * pp != len(gpus):
         errors.append(_message(host, "%s.tensor_parallel_size" % label, tp,
                                "times the pipeline split (%d) must equal the number of GPUs in gpus (%d, %s)"
                                % (pp, len(gpus), gpus),
-                               "Leave tensor_parallel_size out (it defaults to the GPU count) or list as many GPUs."))
+                               "Leave tensor_parallel_size out (it defaults to the GPU count) or list as many GPUs.",
+                               "tensor-parallel"))
     return errors
 
 
@@ -245,7 +258,8 @@ def _budget_errors(models, strategy, gpu_gib, cap, host):
                     "static slices must sum to at most multillm_static_utilization_cap (%s) on each GPU; on %s "
                     "the models %s sum to %s: vLLM reserves each slice up front and the last model would not fit"
                     % (cap, gpu_label(g), ", ".join("%s (%s)" % u for u in users), round(total, 4)),
-                    "Lower the fractions, move a model to another GPU, or switch multillm_vram_strategy to kvcached."))
+                    "Lower the fractions, move a model to another GPU, or switch multillm_vram_strategy to kvcached.",
+                    "static-sum"))
     # Weights split over the model's GPUs must fit in its slice of each.
     if _is_number(gpu_gib) and gpu_gib > 0:
         for i, m in enumerate(models):
@@ -264,7 +278,8 @@ def _budget_errors(models, strategy, gpu_gib, cap, host):
                     "per GPU, gpu_memory_utilization %s x %s GiB = %.1f GiB, which must also leave room for "
                     "activations and KV cache" % (", ".join(gpu_label(g) for g in gpus), weights, split,
                                                   "" if split == 1 else "s", per_gpu, util, gpu_gib, util * gpu_gib),
-                    "Raise gpu_memory_utilization, spread the model over more GPUs (gpus), or choose a smaller model."))
+                    "Raise gpu_memory_utilization, spread the model over more GPUs (gpus), or choose a smaller model.",
+                    "weights-fit"))
     return errors
 
 
@@ -277,7 +292,7 @@ def placement_errors(contract, host):
     count = contract.get("multillm_gpu_count", DEFAULT_GPU_COUNT)
     if not _is_int(count) or count < 1:
         errors.append(_message(host, "multillm_gpu_count", count, "must be a whole number, 1 or more",
-                               "Set the number of GPUs the host has (nvidia-smi -L), e.g. 8 for an HGX server."))
+                               "Set the number of GPUs the host has (nvidia-smi -L), e.g. 8 for an HGX server.", "gpu-count"))
         count = None
     models = contract.get("multillm_models")
     if not isinstance(models, list):
@@ -294,12 +309,12 @@ def placement_errors(contract, host):
             host, "multillm_models[*].gpus", "indexes and UUIDs",
             "must name GPUs one way on a host: model %d uses indexes, model %d UUIDs, and the two cannot be "
             "matched before the host is asked" % (kinds["index"], kinds["uuid"]),
-            "Use indexes everywhere, or UUIDs everywhere."))
+            "Use indexes everywhere, or UUIDs everywhere.", "gpus"))
     uses_uuids = "uuid" in kinds
     if uses_uuids and any(isinstance(m, dict) and not has_gpus(m) for m in models):
         errors.append(_message(host, "multillm_models[*].gpus", "missing on some models",
                                "must be given on every model of a host whose models name GPUs by UUID (a model "
-                               "without gpus is on GPU 0, an index)", "Add gpus to every model."))
+                               "without gpus is on GPU 0, an index)", "Add gpus to every model.", "gpus"))
     strategy = contract.get("multillm_vram_strategy", "kvcached")
     errors.extend(_budget_errors(models, strategy, contract.get("multillm_gpu_memory_gib", DEFAULT_GPU_MEMORY_GIB),
                                  contract.get("multillm_static_utilization_cap", DEFAULT_CAP), host))

@@ -32,7 +32,7 @@ def errors(models, **contract_vars):
 def test_defaults_equal_the_contract_defaults():
     assert pl.DEFAULT_GPU_MEMORY_GIB == contract.CONTRACT_DEFAULTS["multillm_gpu_memory_gib"]
     assert pl.DEFAULT_CAP == contract.CONTRACT_DEFAULTS["multillm_static_utilization_cap"] == contract.UTILIZATION_MAX
-    assert pl._message("h", "v", 1, "r", "a") == contract.message("h", "v", 1, "r", "a")
+    assert pl._message("h", "v", 1, "r", "a", "gpus") == contract.message("h", "v", 1, "r", "a", "gpus")
 
 
 # --- one model -----------------------------------------------------------------------------------
@@ -191,3 +191,13 @@ def test_a_bad_gpu_count_is_named():
 def test_values_the_contract_checks_elsewhere_are_skipped_here():
     assert errors([model("a", util="half", weights_gib=-1), "not a dict"], multillm_gpu_memory_gib="big") == []
     assert pl.placement_errors({"multillm_models": "qwen"}, "h") == []
+
+
+def test_every_message_ends_with_its_rule_id():
+    ids = set(r[0] for r in pl.RULES) | {"static-sum", "weights-fit"}
+    bad = [model("a", [0, 9], util=0.9, weights_gib=100, tensor_parallel_size=3, extra_args=["-tp", "2", "-pp", "x"]),
+           model("b", [0], util=0.5)]
+    errs = errors(bad) + pl.placement_errors({"multillm_gpu_count": "8", "multillm_models": []}, "h")
+    assert len(errs) >= 5
+    for err in errs:
+        assert err.endswith("]") and err.rsplit(" [", 1)[1][:-1] in ids, err
