@@ -154,7 +154,8 @@ HUB_ID_RE = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9._-]*/)?[A-Za-z0-9][A-Za-z0-9._
 _PATH_SEGMENT = r"(?!\.\.?(?:/|\Z))[A-Za-z0-9._+@-]+"
 ABS_PATH_RE = re.compile(r"/(?:%s(?:/%s)*/?)?" % (_PATH_SEGMENT, _PATH_SEGMENT))
 # A Docker image reference (distribution's grammar): [registry[:port]/]path[:tag][@digest].
-_IMAGE_DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?/)"
+# A first component is a registry only with a '.' or a ':port', or as localhost.
+_IMAGE_DOMAIN = r"(?:(?:localhost|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)(?::[0-9]+)?/|[A-Za-z0-9-]+:[0-9]+/)"
 _IMAGE_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
 IMAGE_RE = re.compile(_IMAGE_DOMAIN + r"?" + _IMAGE_PATH + r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
                       r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?")
@@ -944,7 +945,8 @@ def model_stack_errors(settings, models, host):
         _kvcached_value_errors("multillm_models[%d] (%s).kvcached" % (i, m["name"]), merged, r)
         pool = kvcached_ipc_name(KVCACHED_POOL_PREFIX + m["name"])
         for other, j in pools.items():
-            if _pools_collide(pool, other):
+            # Two equal names are the contract's name-unique rule, reported there.
+            if _pools_collide(pool, other) and models[j].get("name") != m["name"]:
                 r.add("multillm_models[%d] (%s).name" % (i, m["name"]), m["name"],
                       "gives the kvcached pool %s, which collides with model %d's pool %s (kvcached turns '.' "
                       "into '-', cuts names to 64 characters and keeps extra KV groups in <pool>_g<N>)"
