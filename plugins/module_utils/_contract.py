@@ -27,6 +27,8 @@ import ipaddress
 import math
 import re
 
+from ansible_collections.llmops.multillm.plugins.module_utils import _placement
+
 # --- the rules, by id (docs/inventory.md shows each with an example of its message) ---------
 
 RULES = (
@@ -76,7 +78,7 @@ RULES = (
     ("backend-unreachable", "a GPU host whose gateway runs on another machine has a multillm_backend_address"),
     ("name-two-models", "one model name means one model across the hosts of a gateway"),
     ("inventory-groups", "the inventory has multillm_gpu_hosts and multillm_gateway hosts"),
-)
+) + _placement.RULES
 RULE_IDS = tuple(r[0] for r in RULES)
 
 # --- the multillm_* contract -------------------------------------------------------------
@@ -97,7 +99,8 @@ CONTRACT_DEFAULTS = {
 }
 # multillm_* names an inventory may set beyond the contract's own (other roles' public
 # variables that share the prefix); anything else is a typo.
-MULTILLM_VARIABLES_EXTRA = ()
+# multillm_gpu_count: plugins/module_utils/_placement.py (hosts with several GPUs), default 1.
+MULTILLM_VARIABLES_EXTRA = ("multillm_gpu_count",)
 MODEL_KEYS_REQUIRED = ("name", "model", "port", "gpu_memory_utilization")
 MODEL_KEYS_OPTIONAL = (
     "image",
@@ -110,6 +113,8 @@ MODEL_KEYS_OPTIONAL = (
     "kvcached",
     "recipe",
     "cpu_kvcache_gib",
+    "gpus",
+    "tensor_parallel_size",
 )
 KVCACHED_KEYS = (
     "min_reserved_pages",
@@ -131,7 +136,10 @@ MANAGED_FLAGS = (
     "--max-model-len",
     "--model",
     "--config",
+    "--tensor-parallel-size",
 )
+# vLLM's short aliases of managed flags (-tp 2, -tp=2, -tp2 alike).
+MANAGED_SHORT_FLAGS = {"-tp": "--tensor-parallel-size"}
 MANAGED_ENV = (
     "KVCACHED_IPC_NAME",
     "ENABLE_KVCACHED",
@@ -295,6 +303,9 @@ def managed_flag(token):
     expands a unique prefix: `--served` is --served-model-name, `--gpu-mem` is
     --gpu-memory-utilization. A prefix of a managed flag is refused as that flag.
     """
+    for short, managed in MANAGED_SHORT_FLAGS.items():
+        if isinstance(token, str) and token.startswith(short) and not token.startswith("--"):
+            return managed
     flag = vllm_flag(token)
     if flag is None:
         return None
@@ -331,6 +342,14 @@ def message(host, variable, value, rule, action, rule_id=None, secrets=()):
         if isinstance(secret, str) and len(secret) >= 4:
             text = text.replace(secret, HIDDEN).replace(repr(secret)[1:-1], HIDDEN)
     return text + (" [%s]" % rule_id if rule_id else "")
+
+
+def message_masked(text, secrets):
+    """A message made elsewhere (_placement), with any secret in it hidden."""
+    for secret in secrets:
+        if isinstance(secret, str) and len(secret) >= 4:
+            text = text.replace(secret, HIDDEN).replace(repr(secret)[1:-1], HIDDEN)
+    return text
 
 
 class _Report:
@@ -460,9 +479,10 @@ def _check_scalars(c, r):
     elif not _is_number(resting) or resting < 0:
         r.add("multillm_resting_vram_gib", resting, "must be a finite number of GiB, 0 or more",
               "Set the resting VRAM the models should hold together, e.g. 58.", "resting-target")
-    elif gpu_ok and resting > gpu:
+    elif gpu_ok and resting > gpu * _gpu_count(c):
         r.add("multillm_resting_vram_gib", resting,
-              "must not exceed multillm_gpu_memory_gib (%s GiB)" % gpu,
+              "must not exceed multillm_gpu_memory_gib (%s GiB)%s" % (
+                  gpu, "" if _gpu_count(c) == 1 else " x multillm_gpu_count (%d)" % _gpu_count(c)),
               "Lower the target or correct multillm_gpu_memory_gib.", "resting-target")
     else:
         resting_ok = True
@@ -505,6 +525,11 @@ def _check_scalars(c, r):
               "hf-token")
 
     return strategy, gpu if gpu_ok else None, cap if _is_number(cap) else UTILIZATION_MAX
+
+
+def _gpu_count(c):
+    count = c.get("multillm_gpu_count", _placement.DEFAULT_GPU_COUNT)
+    return count if _is_int(count) and count >= 1 else 1
 
 
 def backend_address_problem(address):
@@ -656,24 +681,18 @@ def _check_model(i, m, ctx, r):
             ctx["ports"][port] = i
 
     util = m.get("gpu_memory_utilization")
-    util_ok = False
-    if "gpu_memory_utilization" in m:
-        if not _is_number(util) or not 0 < util <= UTILIZATION_MAX:
-            r.add("%s.gpu_memory_utilization" % label, util,
-                  "must be a fraction above 0 and at most %s" % UTILIZATION_MAX,
-                  "Set the model's share of GPU memory, e.g. 0.5.", "fraction")
-        else:
-            util_ok = True
-            ctx["util_sum"] += util
+    if "gpu_memory_utilization" in m and (not _is_number(util) or not 0 < util <= UTILIZATION_MAX):
+        r.add("%s.gpu_memory_utilization" % label, util,
+              "must be a fraction above 0 and at most %s" % UTILIZATION_MAX,
+              "Set the model's share of GPU memory, e.g. 0.5.", "fraction")
+        ctx["bad_util"].add(i)
 
     weights = m.get("weights_gib")
-    if weights is not None and _gib_value(r, "%s.weights_gib" % label, weights, "must be a finite number of GiB "
-                                          "above 0", "Set the size of the weights in GiB.", "gib-value", strict=True):
-        if util_ok and ctx["gpu"] is not None and weights >= util * ctx["gpu"]:
-            r.add("%s.weights_gib" % label, weights,
-                  "must fit in the model's slice: gpu_memory_utilization %s x %s GiB = %.1f GiB, which must also "
-                  "leave room for activations and KV cache" % (util, ctx["gpu"], util * ctx["gpu"]),
-                  "Raise gpu_memory_utilization or choose a smaller model.", "weights-fit")
+    # Whether the weights fit their slice is decided per GPU by _placement (weights-fit).
+    if weights is not None and not _gib_value(r, "%s.weights_gib" % label, weights, "must be a finite number of "
+                                              "GiB above 0", "Set the size of the weights in GiB.", "gib-value",
+                                              strict=True):
+        ctx["bad_weights"].add(i)
 
     if m.get("resting_gib") is not None:
         _gib_value(r, "%s.resting_gib" % label, m["resting_gib"], "must be a finite number of GiB, 0 or more",
@@ -741,16 +760,20 @@ def contract_errors(contract, host):
               "models-list")
         return r.errors
 
-    ctx = {"names": {}, "ports": {}, "util_sum": 0.0, "gpu": gpu, "gateway_port": gateway_port,
-           "gateway_port_set": contract.get("litellm_gateway_port") is not None}
+    ctx = {"names": {}, "ports": {}, "gpu": gpu, "gateway_port": gateway_port, "bad_util": set(),
+           "bad_weights": set(), "gateway_port_set": contract.get("litellm_gateway_port") is not None}
     for i, m in enumerate(models):
         _check_model(i, m, ctx, r)
 
-    if strategy == "static" and ctx["util_sum"] > cap + 1e-9:
-        r.add("multillm_models[*].gpu_memory_utilization", round(ctx["util_sum"], 4),
-              "static slices must sum to at most multillm_static_utilization_cap (%s): vLLM reserves each "
-              "slice up front and the last model would not fit" % cap,
-              "Lower the fractions or switch multillm_vram_strategy to kvcached.", "static-sum")
+    # Placement (several GPUs, tensor parallel) and the budgets per GPU: static slices and
+    # weights that fit their slice. Values already refused above are left out of its sums.
+    placed = dict(contract, multillm_vram_strategy=strategy, multillm_gpu_memory_gib=gpu,
+                  multillm_static_utilization_cap=cap)
+    placed["multillm_models"] = [
+        m if not isinstance(m, dict) else dict((k, v) for k, v in m.items() if not (
+            (k == "gpu_memory_utilization" and i in ctx["bad_util"]) or (k == "weights_gib" and i in ctx["bad_weights"])))
+        for i, m in enumerate(models)]
+    r.errors.extend(message_masked(e, r.secrets) for e in _placement.placement_errors(placed, host))
     return r.errors
 
 
