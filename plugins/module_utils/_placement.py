@@ -319,3 +319,28 @@ def placement_errors(contract, host):
     errors.extend(_budget_errors(models, strategy, contract.get("multillm_gpu_memory_gib", DEFAULT_GPU_MEMORY_GIB),
                                  contract.get("multillm_static_utilization_cap", DEFAULT_CAP), host))
     return errors
+
+
+# --- what vram_check checks on the host -----------------------------------------------------------
+
+def vram_expectations(specs, models, gpu_count=DEFAULT_GPU_COUNT):
+    """vram_check's per-GPU options for a host: {"gpus": ..., "containers": ...}.
+
+    gpus: every GPU the host must have (indexes below gpu_count, every UUID a model names), as
+    a key; its value the expected resting GiB when every model on it gives resting_gib (each
+    model's split evenly over its GPUs), else None (the GPU must only exist).
+    containers: each container whose model names its GPUs must run on exactly those GPUs (with
+    its resting_gib as expected_gib when given). `specs` are _model_spec.model_specs(models).
+    """
+    expected = resting_per_gpu([m for m in models if isinstance(m, dict)])
+    gpus = {}
+    for g in host_gpus({"multillm_gpu_count": gpu_count, "multillm_models": models}):
+        gpus[str(g)] = expected.get(g)
+    containers = {}
+    for spec in specs:
+        if spec.get("gpus"):
+            entry = {"gpus": list(spec["gpus"])}
+            if _is_number(spec.get("resting_gib")):
+                entry["expected_gib"] = spec["resting_gib"]
+            containers[spec["container"]] = entry
+    return {"gpus": gpus, "containers": containers}
