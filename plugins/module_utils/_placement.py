@@ -33,7 +33,6 @@ DEFAULT_GPU_MEMORY_GIB = 79.6
 DEFAULT_CAP = 0.95
 # NVIDIA's identifiers as nvidia-smi -L prints them (and Docker's device_ids accept).
 UUID_RE = re.compile(r"(GPU|MIG)-[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
-TP_FLAGS = ("--tensor-parallel-size", "-tp")
 PP_FLAGS = ("--pipeline-parallel-size", "-pp")
 # Every GPU through the nvidia driver (--gpus all): the request of a model without `gpus`.
 ALL_GPUS_REQUEST = {"driver": "nvidia", "count": -1, "capabilities": [["gpu"]]}
@@ -53,7 +52,7 @@ RULES = (
     ("gpu-count", "multillm_gpu_count is a whole number, 1 or more"),
     ("gpus", "a model's gpus are GPU indexes below multillm_gpu_count or GPU UUIDs, each once, one kind per host"),
     ("tensor-parallel", "tensor_parallel_size times the pipeline split equals the number of gpus; more than one "
-                        "GPU needs gpus; extra_args set no --tensor-parallel-size"),
+                        "GPU needs gpus"),
 )
 
 
@@ -207,11 +206,7 @@ def _parallel_errors(i, m, host):
     errors = []
     label = _label(i, m)
     extra = m.get("extra_args") if isinstance(m.get("extra_args"), list) else []
-    if _flag_value(extra, TP_FLAGS) is not None:
-        errors.append(_message(host, "%s.extra_args" % label, "--tensor-parallel-size",
-                               "sets --tensor-parallel-size, which model_stack renders from gpus and "
-                               "tensor_parallel_size", "Use the model entry's gpus (and tensor_parallel_size).",
-                               "tensor-parallel"))
+    # --tensor-parallel-size in extra_args: the contract's managed-flag rule refuses it.
     pp = pipeline_parallel_size(m)
     if pp is None:
         errors.append(_message(host, "%s.extra_args" % label, _flag_value(extra, PP_FLAGS),

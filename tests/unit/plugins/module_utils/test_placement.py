@@ -1,6 +1,8 @@
 """Placement on hosts with several GPUs: GPUs per model, device requests, tensor parallel,
 boot chains per GPU, and the per-GPU budgets of the offline contract."""
 
+import itertools
+
 import pytest
 
 from ansible_collections.llmops.multillm.plugins.module_utils import _contract as contract
@@ -8,10 +10,11 @@ from ansible_collections.llmops.multillm.plugins.module_utils import _placement 
 
 UUID0 = "GPU-4f2c1a7e-8f3b-2d6e-9a1c-0b5e7d3f9a21"
 UUID1 = "GPU-00000000-1111-2222-3333-444444444444"
+PORTS = itertools.count(8001)
 
 
 def model(name, gpus=None, util=0.4, **extra):
-    m = {"name": name, "model": "org/" + name, "port": 8000 + len(name), "gpu_memory_utilization": util}
+    m = {"name": name, "model": "org/" + name, "port": next(PORTS), "gpu_memory_utilization": util}
     if gpus is not None:
         m["gpus"] = gpus
     m.update(extra)
@@ -169,8 +172,6 @@ def test_indexes_and_uuids_are_not_mixed_on_one_host():
     (model("a", [0, 1], tensor_parallel_size=3), "times the pipeline split (1) must equal the number of GPUs in gpus (2"),
     (model("a", tensor_parallel_size=2), "(a).tensor_parallel_size=2: needs gpus"),
     (model("a", [0], tensor_parallel_size=0), "must be a whole number, 1 or more"),
-    (model("a", [0, 1], extra_args=["--tensor-parallel-size", "2"]), "sets --tensor-parallel-size, which model_stack"),
-    (model("a", [0, 1], extra_args=["-tp=2"]), "sets --tensor-parallel-size"),
     (model("a", [0, 1, 2], extra_args=["-pp", "2"]), "3 GPUs do not split into a pipeline of 2 stages"),
     (model("a", [0, 1], extra_args=["-pp", "two"]), "sets --pipeline-parallel-size to a value"),
 ])
@@ -195,7 +196,7 @@ def test_values_the_contract_checks_elsewhere_are_skipped_here():
 
 def test_every_message_ends_with_its_rule_id():
     ids = set(r[0] for r in pl.RULES) | {"static-sum", "weights-fit"}
-    bad = [model("a", [0, 9], util=0.9, weights_gib=100, tensor_parallel_size=3, extra_args=["-tp", "2", "-pp", "x"]),
+    bad = [model("a", [0, 9], util=0.9, weights_gib=100, tensor_parallel_size=3, extra_args=["-pp", "x"]),
            model("b", [0], util=0.5)]
     errs = errors(bad) + pl.placement_errors({"multillm_gpu_count": "8", "multillm_models": []}, "h")
     assert len(errs) >= 5
@@ -219,3 +220,12 @@ def test_vram_expectations_of_a_single_gpu_host_only_ask_that_gpu_0_exists():
     models = [model("qwen"), model("ocr")]
     out = pl.vram_expectations(ms.model_specs(models, {}), models)
     assert out == {"gpus": {"0": None}, "containers": {}}
+
+
+def test_the_contract_knows_the_placement_rules_and_reports_each_fault_once():
+    assert set(r[0] for r in pl.RULES) <= set(contract.RULE_IDS)
+    c = host([model("a", [0, 1], extra_args=["-tp", "2"]), model("b", [1], util=0.6)],
+             multillm_resting_vram_gib=100, multillm_resting_vram_tolerance_gib=4)
+    errs = contract.contract_errors(c, "hgx")
+    assert [e.rsplit(" [", 1)[1] for e in errs] == ["managed-flag]", "static-sum]"], errs
+    assert "on GPU 1 the models a (0.4), b (0.6) sum to 1.0" in errs[1]
