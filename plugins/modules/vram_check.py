@@ -325,6 +325,7 @@ msg:
 '''
 
 import collections
+import math
 import time
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
@@ -370,6 +371,11 @@ class VramCheck(object):
     # -- input -----------------------------------------------------------------------------------
     def validate(self):
         p = self.params
+        # Before any GPU is read: nan passes every comparison (max_gib=nan would always pass) and
+        # inf never ends a wait, so every float argument must be finite.
+        for name in ('expected_gib', 'tolerance_gib', 'max_gib', 'settle_interval', 'timeout'):
+            if p[name] is not None and not math.isfinite(p[name]):
+                self.fail('%s=%r: must be a finite number (not nan or inf)' % (name, p[name]))
         rules = [
             ('tolerance_gib', p['tolerance_gib'] is not None and p['tolerance_gib'] < 0, 'must be 0 or more'),
             ('expected_gib', p['expected_gib'] is not None and p['expected_gib'] < 0, 'must be 0 or more'),
@@ -442,6 +448,8 @@ class VramCheck(object):
                 tolerance = None if spec.get('tolerance_gib') is None else float(spec['tolerance_gib'])
             except (TypeError, ValueError):
                 self.fail('%s: expected_gib and tolerance_gib must be numbers' % where)
+            if not math.isfinite(expected) or (tolerance is not None and not math.isfinite(tolerance)):
+                self.fail('%s: expected_gib and tolerance_gib must be finite numbers (not nan or inf)' % where)
             if expected < 0 or (tolerance is not None and tolerance < 0):
                 self.fail('%s: expected_gib and tolerance_gib must be 0 or more' % where)
             parsed[str(name)] = (expected, tolerance)
