@@ -2,7 +2,7 @@
 """model_stack's gate and VRAM settle wait on a real GPU, without Docker or systemd.
 
 What a model unit does on a GPU host, step by step, with the role's own pieces:
-- the container's entrypoint (the gate, taken verbatim from roles/model_stack/vars/main.yml)
+- the container's entrypoint (the gate, taken verbatim from plugins/module_utils/_model_spec.py)
   runs a stand-in "model server" that only starts once the gate opens: torch allocates
   --gib GiB in --steps steps, --step-s apart (vLLM loading weights and KV), then serves
   /health 200;
@@ -13,7 +13,7 @@ What a model unit does on a GPU host, step by step, with the role's own pieces:
 
 Checks: the gated process holds no GPU memory; the gate opens only when the helper says so;
 the settle wait ends after the growth ends, on a figure that includes the whole allocation;
-nvidia-smi works under the capability bounding set. Needs PyYAML (carried wheels) and torch.
+nvidia-smi works under the capability bounding set. Needs torch.
 Usage: python3 tests/gpu/model_gate_gpu.py [--gib 4] [--steps 4] [--step-s 0.75] [--out DIR]
 """
 
@@ -27,9 +27,11 @@ import sys
 import tempfile
 import time
 
-import yaml
-
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "collections"))
+
+from ansible_collections.llmops.multillm.plugins.module_utils import _model_spec  # noqa: E402
+
 HELPER = os.path.join(ROOT, "roles", "model_stack", "files", "multillm-model-wait")
 SERVER = r"""
 import http.server, sys, time, torch
@@ -59,14 +61,10 @@ def used_mib():
 
 
 def gate_entrypoint(mount):
-    """The role's gate entrypoint with its two variables filled in."""
-    with open(os.path.join(ROOT, "roles", "model_stack", "vars", "main.yml")) as f:
-        rolevars = yaml.safe_load(f)
-    argv = rolevars["__model_stack_gate_entrypoint"]
-    code = argv[-1].replace("{{ __model_stack_gate_mount }}", mount).replace(
-        "{{ __model_stack_gate_poll_s }}", str(rolevars["__model_stack_gate_poll_s"]))
-    assert "{{" not in code, code
-    return argv[:-1] + [code]
+    """The model spec's gate entrypoint (what every model container runs), reading `mount`."""
+    argv = list(_model_spec.GATE_ENTRYPOINT)
+    assert _model_spec.GATE_MOUNT in argv[-1], argv
+    return argv[:-1] + [argv[-1].replace(_model_spec.GATE_MOUNT, mount)]
 
 
 def free_port():

@@ -1,0 +1,544 @@
+#!/usr/bin/env python3
+"""Boot the reference models with real vLLM on the GPU machine through the collection's own pieces.
+
+No Docker and no systemd there, so this does what a model unit does, with the same parts:
+- the spec: plugins/module_utils/_model_spec.py model_specs() over the model list of
+  inventories/h100 (the reference deployment) gives each model's argv (`vllm serve ...`), env
+  (kvcached variables, VLLM_USE_V2_MODEL_RUNNER...) and gate. Changed for the run, and only
+  this: `model` is the local config directory (make_models.py) with `--load-format dummy`
+  (no weights), and gpu_memory_utilization is scaled so that each model gets the same GiB
+  as the inventory's fraction of an H100 80GB (81,559 MiB);
+- the gate: every model's process is the spec's entrypoint (the gate script, waiting for
+  `release` in the model's gate directory) followed by the spec's command, started at once as
+  systemd starts the containers; then each model's health gate, the spec's own
+  `multillm-model-wait health ... --settle` line (roles/model_stack/files), runs in boot order:
+  it releases the model, waits for /health 200 and for the GPU memory to settle, writes ready;
+- the measurement: the vram_check module itself (plugins/modules/vram_check.py, run as a
+  module with its arguments in a file) at rest, and _nvml.Nvml (its NVML layer) sampled every
+  0.2 s through a burst for the peak. Processes are mapped to models by process tree.
+KV capacity comes from vLLM's own log line ("GPU KV cache size: N tokens") and the
+num_gpu_blocks of its cache_config_info metric.
+
+Phases (one JSON report each in --out):
+  seq         --strategy static|kvcached: gated sequential boot, rest, burst, rest again
+  concurrent  --strategy static: both models released at the same moment (no gate)
+  single      the first model alone (cold/warm start with its vLLM cache folder kept)
+
+Runs on the GPU machine after device.sh install; see README.md.
+"""
+
+import argparse
+import concurrent.futures
+import glob
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "collections"))
+
+from ansible_collections.llmops.multillm.plugins.module_utils import _model_spec  # noqa: E402
+from ansible_collections.llmops.multillm.plugins.module_utils import _nvml  # noqa: E402
+
+HELPER = os.path.join(ROOT, "roles", "model_stack", "files", "multillm-model-wait")
+VRAM_CHECK = os.path.join(ROOT, "plugins", "modules", "vram_check.py")
+INVENTORY = os.path.join(ROOT, "inventories", "h100", "group_vars", "all", "main.yml")
+H100_80GB_MIB = 81559
+MIB = 2 ** 20
+
+
+def now():
+    return time.time()
+
+
+def log(msg):
+    print("%s bench %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
+
+
+def inventory_models():
+    import yaml
+    with open(INVENTORY, encoding="utf-8") as f:
+        return yaml.safe_load(f)["multillm_models"]
+
+
+def gpu_total_mib():
+    with _nvml.Nvml() as n:
+        return n.memory(n.handle(0)).total / MIB
+
+
+def models_for_run(a, total_mib):
+    """The inventory's models, pointed at the local configs, same GiB as on an H100 80GB."""
+    out = []
+    for m in inventory_models():
+        m = dict(m)
+        base = m["model"].rstrip("/").rsplit("/", 1)[-1]
+        m["model"] = os.path.join(a.models, base)
+        m["gpu_memory_utilization"] = round(float(m["gpu_memory_utilization"]) * H100_80GB_MIB / total_mib, 4)
+        m["extra_args"] = list(m.get("extra_args") or []) + ["--load-format", "dummy"]
+        env = dict(m.get("env") or {})
+        # One vLLM cache folder per model (compile cache, ...): the volume the role should mount.
+        env["VLLM_CACHE_ROOT"] = os.path.join(a.cache_root, m["name"])
+        m["env"] = env
+        out.append(m)
+    return out
+
+
+def specs_for(a, models):
+    settings = {
+        "multillm_vram_strategy": a.strategy,
+        "multillm_gpu_required": True,
+        "model_stack_vllm_version": "0.26.0",
+        "model_stack_kvcached_version": "0.1.6",
+        # flashinfer is not carried to the GPU machine (benchmarks/gpu_vllm/gather.py).
+        "model_stack_env": {"VLLM_USE_FLASHINFER_SAMPLER": "0"},
+    }
+    return _model_spec.model_specs(models, settings)
+
+
+def flat(lines):
+    return [tok for line in lines for tok in line]
+
+
+def local_gate(spec, gate_root):
+    """The spec's gate dir on this machine (no container: the gate dir is used in place)."""
+    return os.path.join(gate_root, spec["name"])
+
+
+def server_argv(spec, gate_dir):
+    """The spec's entrypoint (the gate) and command, the gate reading this model's own directory."""
+    ep = list(spec["entrypoint"])
+    ep[-1] = ep[-1].replace(_model_spec.GATE_MOUNT, gate_dir)
+    return ep + list(spec["command"])
+
+
+def server_env(spec, a):
+    env = dict(os.environ)
+    env.update(spec["env"])
+    env["PATH"] = a.bin + ":" + env.get("PATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
+    if spec["kvcached"] and a.preload:
+        env["LD_PRELOAD"] = a.preload  # kvcached 0.1.6 built from its sdist (see README.md)
+    return env
+
+
+def helper_argv(spec, gate_dir, specs):
+    """The spec's own health-gate line, its paths pointed at this machine's gate dirs."""
+    argv = flat(spec["gate"]["health"])
+    argv[0] = HELPER
+    out = []
+    for tok in argv:
+        for s in specs:
+            tok = tok.replace(s["gate_dir"], os.path.join(os.path.dirname(gate_dir), s["name"]))
+        out.append(tok)
+    return [sys.executable] + out
+
+
+class Server(object):
+    def __init__(self, spec, a, gate_dir, log_dir, gated=True):
+        self.spec, self.gate_dir = spec, gate_dir
+        os.makedirs(gate_dir, exist_ok=True)
+        for f in ("release", "ready"):
+            if os.path.exists(os.path.join(gate_dir, f)):
+                os.unlink(os.path.join(gate_dir, f))
+        argv = server_argv(spec, gate_dir) if gated else list(spec["command"])
+        os.makedirs(log_dir, exist_ok=True)
+        self.log_path = os.path.join(log_dir, "%s-%s.log" % (a.tag, spec["name"]))
+        self.logf = open(self.log_path, "w", encoding="utf-8")
+        self.argv, self.env_shown = argv, spec["env"]
+        self.started = now()
+        self.proc = subprocess.Popen(argv, env=server_env(spec, a), stdout=self.logf, stderr=subprocess.STDOUT,
+                                     start_new_session=True, cwd="/tmp")
+        self.healthy_at = None
+
+    def pids(self):
+        """This model's process and its descendants (vLLM's API server, engine core, workers)."""
+        children = {}
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    with open("/proc/%s/stat" % d, encoding="utf-8") as f:
+                        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                except (OSError, ValueError, IndexError):
+                    continue
+                children.setdefault(ppid, []).append(int(d))
+        out, todo = set(), [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            out.add(pid)
+            todo.extend(children.get(pid, []))
+        return out
+
+    def log_text(self):
+        self.logf.flush()
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.logf.close()
+
+
+def healthy(url):
+    try:
+        with urllib.request.urlopen(url, timeout=1) as r:
+            return r.status == 200
+    except Exception:  # pylint: disable=broad-except
+        return False
+
+
+def kv_capacity(server):
+    """vLLM's own figures: the log's KV lines and cache_config_info's num_gpu_blocks."""
+    text = server.log_text()
+    out = {}
+    m = re.findall(r"GPU KV cache size: ([\d,]+) tokens", text)
+    if m:
+        out["kv_tokens"] = int(m[-1].replace(",", ""))
+    m = re.findall(r"Available KV cache memory: ([\d.]+) GiB", text)
+    if m:
+        out["kv_gib"] = float(m[-1])
+    m = re.findall(r"Maximum concurrency for ([\d,]+) tokens per request: ([\d.]+)x", text)
+    if m:
+        out["max_concurrency"] = float(m[-1][1])
+    for pat, key in ((r"Loading weights took ([\d.]+) GiB", "weights_gib"),
+                     (r"Model loading took ([\d.]+) GiB", "model_loading_gib"),
+                     (r"init engine \(profile, create kv cache, warmup model\) took ([\d.]+) s", "engine_init_s"),
+                     (r"torch.compile takes ([\d.]+) s in total", "compile_s"),
+                     (r"[Cc]ompil\w+ .*took ([\d.]+) s", "compile_any_s"),
+                     (r"Graph capturing finished in ([\d.]+) secs?", "graph_capture_s"),
+                     (r"Directly load the compiled graph\(s\) .* took ([\d.]+) s", "graph_loaded_from_cache_s")):
+        m = re.findall(pat, text)
+        if m:
+            out[key] = float(m[-1])
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%s/metrics" % server.spec["port"], timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith("vllm:cache_config_info"):
+                    b = re.search(r'num_gpu_blocks="(\d+)"', line)
+                    s = re.search(r'block_size="(\d+)"', line)
+                    if b:
+                        out["metric_num_gpu_blocks"] = int(b.group(1))
+                    if s:
+                        out["metric_block_size"] = int(s.group(1))
+    except Exception as exc:  # pylint: disable=broad-except
+        out["metrics_error"] = str(exc)
+    return out
+
+
+KEY = re.compile(r"GPU KV cache size|Available KV cache memory|Maximum concurrency|Loading weights took|"
+                 r"Model loading took|torch.compile|compil|Graph capturing|init engine|kvcached|KVCACHED|"
+                 r"Error|error|Traceback|WARNING|memory profiling|CUDA graph|cudagraph|Using .* backend|"
+                 r"FLASH_ATTN|Starting vLLM|V2 [Mm]odel [Rr]unner|Application startup complete")
+
+
+def key_lines(server, limit=80):
+    """The lines of a server's log that the figures rest on (the full log stays on the machine)."""
+    lines = [x[-400:] for x in server.log_text().splitlines() if KEY.search(x)]
+    return lines[:limit // 2] + lines[-(limit // 2):] if len(lines) > limit else lines
+
+
+def vram_check(a, servers, label):
+    """The collection's vram_check module at rest (its defaults: 5 samples 1 s apart within 256 MiB)."""
+    args = {"ANSIBLE_MODULE_ARGS": {"settle_samples": 5, "settle_interval": 1.0, "settle_delta_mib": 256,
+                                    "timeout": 120}}
+    path = os.path.join(a.logs, "vram_args.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(args, f)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.path.join(ROOT, "collections") + ":" + env.get("PYTHONPATH", "")
+    t0 = now()
+    res = subprocess.run([sys.executable, VRAM_CHECK, path], capture_output=True, text=True, env=env, check=False)
+    try:
+        out = json.loads(res.stdout[res.stdout.index("{"):])
+    except ValueError:
+        log("vram_check said: %s %s" % (res.stdout[-2000:], res.stderr[-2000:]))
+        return {"error": res.stdout[-2000:] + res.stderr[-2000:]}
+    per_model = {}
+    owner = {}
+    for s in servers:
+        for pid in s.pids():
+            owner[pid] = s.spec["name"]
+    for gpu in out.get("gpus", []):
+        for p in gpu.get("processes", []):
+            name = owner.get(p["pid"], "other")
+            per_model.setdefault(name, {"used_mib": 0, "processes": []})
+            per_model[name]["used_mib"] += p.get("used_mib") or 0
+            per_model[name]["processes"].append({"pid": p["pid"], "command": p.get("command"),
+                                                 "used_mib": p.get("used_mib")})
+    rep = {"label": label, "took_s": round(now() - t0, 2), "settled": out.get("settled"),
+           "used_mib": out.get("used_mib"), "used_gib": out.get("used_gib"), "msg": out.get("msg"),
+           "per_model": per_model,
+           "gpus": [{k: g.get(k) for k in ("index", "name", "total_mib", "used_mib", "reserved_mib", "unattributed_mib")}
+                    for g in out.get("gpus", [])],
+           "driver_version": out.get("driver_version"), "memory_api": out.get("memory_api"),
+           "process_api": out.get("process_api")}
+    shares = {k: v["used_mib"] for k, v in per_model.items()}
+    log("vram_check %s: %s MiB (%s) per model %s" % (label, rep["used_mib"], rep["msg"], shares))
+    return rep
+
+
+def burst(a, servers):
+    """a.requests requests of a.prompt_tokens random token ids and a.max_tokens generated tokens
+    to every model at once; NVML sampled every 0.2 s through it for the peak."""
+    stop = threading.Event()
+    peak = {"used_mib": 0}
+
+    def sample():
+        with _nvml.Nvml() as n:
+            h = n.handle(0)
+            while not stop.is_set():
+                used = n.memory(h).used / MIB
+                if used > peak["used_mib"]:
+                    peak["used_mib"] = used
+                    peak["at_s"] = round(now() - t0, 2)
+                stop.wait(0.2)
+
+    def one(spec, i):
+        rnd = random.Random(i)
+        body = {"model": spec["name"], "prompt": [rnd.randrange(1000, 90000) for _ in range(a.prompt_tokens)],
+                "max_tokens": a.max_tokens, "ignore_eos": True, "temperature": 0}
+        req = urllib.request.Request("http://127.0.0.1:%s/v1/completions" % spec["port"],
+                                     data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+        t = now()
+        with urllib.request.urlopen(req, timeout=a.burst_timeout) as r:
+            got = json.loads(r.read())
+        return now() - t, got["usage"]["completion_tokens"]
+
+    t0 = now()
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    results = {s.spec["name"]: [] for s in servers}
+    errors = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=a.requests * len(servers)) as ex:
+        futs = {ex.submit(one, s.spec, i): s.spec["name"] for s in servers for i in range(a.requests)}
+        for f in concurrent.futures.as_completed(futs):
+            try:
+                results[futs[f]].append(f.result())
+            except Exception as exc:  # pylint: disable=broad-except
+                errors.append("%s: %s" % (futs[f], exc))
+    took = now() - t0
+    stop.set()
+    th.join()
+    rep = {"requests_per_model": a.requests, "prompt_tokens": a.prompt_tokens, "max_tokens": a.max_tokens,
+           "took_s": round(took, 1), "peak_used_mib": round(peak["used_mib"]), "peak_at_s": peak.get("at_s"),
+           "errors": errors[:5], "error_count": len(errors),
+           "per_model": {k: {"done": len(v), "completion_tokens": sum(x[1] for x in v),
+                             "max_latency_s": round(max([x[0] for x in v] or [0]), 1)} for k, v in results.items()}}
+    log("burst: %s" % json.dumps(rep))
+    return rep
+
+
+def settled_free(a, limit_s=60):
+    """Wait until NVML's used memory stays put (the harness's own check that the GPU is idle)."""
+    with _nvml.Nvml() as n:
+        h = n.handle(0)
+        last, t = None, now()
+        while now() - t < limit_s:
+            used = n.memory(h).used / MIB
+            if last is not None and abs(used - last) < 64:
+                return used
+            last = used
+            time.sleep(1)
+        return last
+
+
+def gpu_facts():
+    with _nvml.Nvml() as n:
+        h = n.handle(0)
+        return {"name": n.name(h), "driver": n.driver_version(), "total_mib": round(n.memory(h).total / MIB),
+                "used_mib_before": round(n.memory(h).used / MIB)}
+
+
+def versions():
+    out = {}
+    for mod in ("vllm", "torch", "transformers", "kvcached"):
+        try:
+            from importlib.metadata import version
+            out[mod] = version(mod)
+        except Exception:  # pylint: disable=broad-except
+            out[mod] = None
+    return out
+
+
+def cache_listing(a, specs):
+    """The compile cache keys each model's folder holds (VLLM_CACHE_ROOT/torch_compile_cache/<key>)."""
+    out = {}
+    for s in specs:
+        root = s["env"].get("VLLM_CACHE_ROOT", "")
+        keys = sorted(os.path.basename(p) for p in glob.glob(os.path.join(root, "torch_compile_cache", "*")))
+        size = 0
+        for d, _, fs in os.walk(root):
+            size += sum(os.path.getsize(os.path.join(d, f)) for f in fs if os.path.isfile(os.path.join(d, f)))
+        factors = {}
+        for p in glob.glob(os.path.join(root, "torch_compile_cache", "*", "rank_0_0", "*", "cache_key_factors.json")):
+            try:
+                with open(p, encoding="utf-8") as f:
+                    fj = json.load(f)
+                factors[p.split("torch_compile_cache/")[1]] = {k: (v if not isinstance(v, (dict, list)) else
+                                                                   "<%d entries>" % len(v)) for k, v in fj.items()}
+            except (OSError, ValueError):
+                pass
+        out[s["name"]] = {"keys": keys, "mib": round(size / MIB, 1), "factors": factors}
+    return out
+
+
+def stop_all(servers, specs):
+    for s in servers:
+        s.stop()
+    for spec in specs:
+        lines = spec.get("gate", {}).get("shm_clean") or []
+        if lines:
+            argv = flat(lines)
+            argv[0] = HELPER
+            subprocess.run([sys.executable] + argv, check=False, capture_output=True)
+        elif spec["ipc_name"]:
+            for p in glob.glob("/dev/shm/%s" % spec["ipc_name"]) + glob.glob("/dev/shm/%s_*" % spec["ipc_name"]):
+                os.unlink(p)
+
+
+def phase_seq(a, specs, report):
+    gate_root = a.gate_root
+    servers = [Server(s, a, local_gate(s, gate_root), a.logs) for s in specs]
+    report["argv"] = {s.spec["name"]: s.argv[5:] for s in servers}
+    report["env"] = {s.spec["name"]: s.env_shown for s in servers}
+    time.sleep(2)
+    report["gated_used_mib"] = round(settled_free(a, 10))
+    boots = {}
+    try:
+        for s in servers:
+            cmd = helper_argv(s.spec, s.gate_dir, specs)
+            log("gate %s: %s" % (s.spec["name"], " ".join(cmd[1:])))
+            t0 = now()
+            # systemd would fail the unit when its server exits; here the harness watches it.
+            helper = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            while helper.poll() is None and s.proc.poll() is None:
+                time.sleep(0.5)
+            if helper.poll() is None:
+                helper.kill()
+            out, err = helper.communicate()
+            res = subprocess.CompletedProcess(cmd, helper.returncode if s.proc.poll() is None else -1, out, err)
+            lines = res.stdout.strip().splitlines()
+            m = [re.search(r"healthy elapsed_s=([\d.]+)", x) for x in lines]
+            m = [x for x in m if x]
+            release = os.stat(os.path.join(s.gate_dir, "release")).st_mtime
+            boots[s.spec["name"]] = {"helper_rc": res.returncode, "helper_s": round(now() - t0, 1),
+                                     "start_to_healthy_s": float(m[0].group(1)) if m else None,
+                                     "released_at": release, "helper_tail": lines[-3:] + res.stderr.splitlines()[-3:]}
+            log("gate %s rc=%s %s" % (s.spec["name"], res.returncode, boots[s.spec["name"]]))
+            if res.returncode != 0:
+                report["boots"] = boots
+                report["failed_log_tail"] = s.log_text()[-6000:]
+                return
+        report["boots"] = boots
+        report["kv"] = {s.spec["name"]: kv_capacity(s) for s in servers}
+        report["rest"] = vram_check(a, servers, "rest")
+        if a.requests:
+            report["burst"] = burst(a, servers)
+            report["rest_again"] = vram_check(a, servers, "rest again")
+    finally:
+        report["log_lines"] = {s.spec["name"]: key_lines(s) for s in servers}
+        stop_all(servers, specs)
+
+
+def phase_concurrent(a, specs, report):
+    servers = [Server(s, a, local_gate(s, a.gate_root), a.logs, gated=False) for s in specs]
+    report["argv"] = {s.spec["name"]: s.argv for s in servers}
+    t0 = now()
+    try:
+        pending = {s.spec["name"]: s for s in servers}
+        while pending and now() - t0 < a.timeout:
+            for name, s in list(pending.items()):
+                if s.proc.poll() is not None:
+                    report.setdefault("exited", {})[name] = s.proc.returncode
+                    del pending[name]
+                elif healthy(s.spec["health_url"]):
+                    report.setdefault("start_to_healthy_s", {})[name] = round(now() - t0, 1)
+                    del pending[name]
+            time.sleep(0.2)
+        report["kv"] = {s.spec["name"]: kv_capacity(s) for s in servers}
+        if "exited" not in report:
+            report["rest"] = vram_check(a, servers, "rest (concurrent start)")
+        else:
+            report["failed_log_tail"] = {s.spec["name"]: s.log_text()[-4000:] for s in servers}
+    finally:
+        report["log_lines"] = {s.spec["name"]: key_lines(s) for s in servers}
+        stop_all(servers, specs)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("phase", choices=("seq", "concurrent", "single", "specs"))
+    p.add_argument("--strategy", choices=("static", "kvcached"), default="static")
+    p.add_argument("--tag", required=True, help="names this run's files")
+    p.add_argument("--out", required=True, help="the JSON report goes here")
+    p.add_argument("--logs", default="/root/gv/logs", help="the servers' full logs go here")
+    p.add_argument("--models", default="/root/gv/models")
+    p.add_argument("--cache-root", default="/root/gv/vllm-cache")
+    p.add_argument("--gate-root", default="/run/multillm-gate")
+    p.add_argument("--bin", default="/root/gv/bin", help="holds the `vllm` command")
+    p.add_argument("--preload", default="/lib/x86_64-linux-gnu/libstdc++.so.6")
+    p.add_argument("--requests", type=int, default=128, help="per model; 0: no burst")
+    p.add_argument("--prompt-tokens", type=int, default=512)
+    p.add_argument("--max-tokens", type=int, default=512)
+    p.add_argument("--burst-timeout", type=float, default=240)
+    p.add_argument("--timeout", type=float, default=400, help="concurrent phase: seconds to healthy")
+    p.add_argument("--total-mib", type=float, default=143771, help="specs phase: the card's memory")
+    p.add_argument("--fresh-cache", action="store_true", help="empty the models' vLLM cache folders first")
+    a = p.parse_args()
+    # `timeout` ends a phase with SIGTERM: stop the servers and write the report all the same.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    os.makedirs(a.out, exist_ok=True)
+    os.makedirs(a.logs, exist_ok=True)
+    if a.phase == "specs":
+        # No GPU needed: what the run would start, for an H200's 143,771 MiB (or --total-mib).
+        for st in ("static", "kvcached"):
+            a.strategy = st
+            specs = specs_for(a, models_for_run(a, a.total_mib))
+            for s in specs:
+                print("%s %s:\n  argv %s\n  env %s\n  gate %s" % (
+                    st, s["name"], " ".join(s["command"]), json.dumps(s["env"]),
+                    " ".join(helper_argv(s, local_gate(s, a.gate_root), specs)[1:])))
+        return 0
+    total = gpu_total_mib()
+    models = models_for_run(a, total)
+    if a.phase == "single":
+        models = models[:1]
+    specs = specs_for(a, models)
+    if a.fresh_cache:
+        for s in specs:
+            shutil.rmtree(s["env"]["VLLM_CACHE_ROOT"], ignore_errors=True)
+    report = {"phase": a.phase, "strategy": a.strategy, "tag": a.tag,
+              "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "gpu": gpu_facts(),
+              "versions": versions(), "models": [{k: m[k] for k in ("name", "model", "gpu_memory_utilization",
+                                                                    "max_model_len")} for m in models],
+              "cache_before": cache_listing(a, specs)}
+    log("%s %s: %s" % (a.phase, a.strategy, json.dumps(report["models"])))
+    try:
+        if a.phase == "concurrent":
+            phase_concurrent(a, specs, report)
+        else:
+            phase_seq(a, specs, report)
+    finally:
+        report["cache_after"] = cache_listing(a, specs)
+        with open(os.path.join(a.out, "%s.json" % a.tag), "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=1, default=str)
+        log("report %s" % os.path.join(a.out, "%s.json" % a.tag))
+    return 0 if report.get("rest") and not report["rest"].get("error") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
