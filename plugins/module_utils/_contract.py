@@ -562,6 +562,13 @@ def _check_gateway(c, r):
     version = c.get("litellm_gateway_version")
     if version is not None:
         r.errors.extend(litellm_version_errors(version, r.host))
+    extra_env = c.get("litellm_gateway_extra_env")
+    if extra_env is not None:
+        # Written as NAME="value" lines into the gateway's systemd environment file.
+        env_errors("litellm_gateway_extra_env", extra_env, r)
+        if isinstance(extra_env, dict) and "LITELLM_MASTER_KEY" in extra_env:
+            r.add("litellm_gateway_extra_env.LITELLM_MASTER_KEY", HIDDEN, "is set by the gateway role from "
+                  "litellm_gateway_master_key", "Remove it from litellm_gateway_extra_env.", "managed-env")
     return port if _is_int(port) else None
 
 

@@ -26,7 +26,7 @@ DATA = yaml.safe_load(CASES_FILE.read_text())
 CASES = DATA["cases"]
 RULE_ID_RE = re.compile(r"\[([a-z0-9-]+)\]\Z")
 GATEWAY_VARS = ("litellm_gateway_port", "litellm_gateway_bind_address", "litellm_gateway_master_key",
-                "litellm_gateway_version")
+                "litellm_gateway_version", "litellm_gateway_extra_env")
 
 sys.path.insert(0, str(ROOT / "collections"))
 from ansible_collections.llmops.multillm.plugins.module_utils import _contract  # noqa: E402
