@@ -422,8 +422,8 @@ class VramCheck(object):
                                for k in ('expected_gib', 'tolerance_gib', 'max_gib'))
             except (TypeError, ValueError):
                 self.fail('%s: expected_gib, tolerance_gib and max_gib must be numbers' % where)
-            if any(v is not None and v < 0 for v in values):
-                self.fail('%s: expected_gib, tolerance_gib and max_gib must be 0 or more' % where)
+            if any(v is not None and (not math.isfinite(v) or v < 0) for v in values):
+                self.fail('%s: expected_gib, tolerance_gib and max_gib must be finite, 0 or more' % where)
             parsed[gpu] = values
         return parsed
 

@@ -129,7 +129,9 @@ def test_a_container_with_no_process_at_all_is_named(host, capsys):
     ({"gpus": {"0": "lots"}}, "give a number of GiB, null, or a dictionary"),
     ({"gpus": {"0": {"expected_gib": "lots"}}}, "must be numbers"),
     ({"gpus": {"0": {"expected": 1}}}, "a dictionary with any of expected_gib, tolerance_gib and max_gib"),
-    ({"gpus": {"0": -1}}, "must be 0 or more"),
+    ({"gpus": {"0": -1}}, "must be finite, 0 or more"),
+    ({"gpus": {"0": {"max_gib": "nan"}}}, "must be finite, 0 or more"),
+    ({"gpus": {"0": {"expected_gib": "inf"}}}, "must be finite, 0 or more"),
     ({"containers": {"tp": {"gpus": []}}}, "gpus must be a non-empty list"),
     ({"containers": {"tp": {"gpus": [0, 0]}}}, "each once"),
 ])
