@@ -25,7 +25,7 @@ positional: gpu_hosts, gateway_hosts
 options:
   _input:
     description:
-      - Per inventory host, a dictionary with C(contract) (the C(multillm_*) variables the inventory sets,
+      - Per inventory host, a dictionary (or its JSON text) with C(contract) (the C(multillm_*) variables the inventory sets,
         and on gateway hosts C(litellm_gateway_port), C(litellm_gateway_bind_address),
         C(litellm_gateway_master_key), C(litellm_gateway_version), C(litellm_gateway_extra_env) when set), C(model_stack) (the
         C(model_stack_*) variables), C(machine) (C(address), C(port), C(connection)) and, on gateway hosts,

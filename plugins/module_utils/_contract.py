@@ -24,6 +24,7 @@ __metaclass__ = type
 
 import difflib
 import ipaddress
+import json
 import math
 import re
 
@@ -1006,7 +1007,9 @@ def preflight_errors(hosts, gpu_hosts, gateway_hosts):
     model_stack_* the inventory sets}, "machine": {address, port, connection},
     "backends": [the GPU hosts this gateway routes to]}}. Nothing here contacts a host.
     """
-    hosts = hosts or {}
+    # Each host's entry may come as JSON text (playbooks/preflight.yml sends it so: older
+    # ansible-core loses nan and inf when it templates a mapping).
+    hosts = dict((name, json.loads(h) if isinstance(h, str) else h) for name, h in (hosts or {}).items())
     gpu_hosts = [h for h in (gpu_hosts or []) if h in hosts]
     gateway_hosts = [h for h in (gateway_hosts or []) if h in hosts]
     out = dict((name, []) for name in hosts)
