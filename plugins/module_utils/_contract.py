@@ -1015,18 +1015,28 @@ def preflight_errors(hosts, gpu_hosts, gateway_hosts):
     out = dict((name, []) for name in hosts)
     secrets = []
     for name, h in sorted(hosts.items()):
+        h = h if isinstance(h, dict) else {}
+        hosts[name] = h
         contract = dict(h.get("contract") or {})
         secrets.extend(_secrets_of(contract))
         if name in gateway_hosts:
             contract["multillm_is_gateway"] = True
-        out[name].extend(contract_errors(contract, name))
-        if name in gpu_hosts:
-            settings = dict(h.get("model_stack") or {})
-            settings["multillm_vram_strategy"] = contract.get("multillm_vram_strategy",
-                                                              CONTRACT_DEFAULTS["multillm_vram_strategy"])
-            settings["multillm_hf_token"] = contract.get("multillm_hf_token", "")
-            models = contract.get("multillm_models", [])
-            out[name].extend(model_stack_errors(settings, models if isinstance(models, list) else [], name))
+        try:
+            out[name].extend(contract_errors(contract, name))
+            if name in gpu_hosts:
+                settings = dict(h.get("model_stack") or {})
+                settings["multillm_vram_strategy"] = contract.get("multillm_vram_strategy",
+                                                                  CONTRACT_DEFAULTS["multillm_vram_strategy"])
+                settings["multillm_hf_token"] = contract.get("multillm_hf_token", "")
+                models = contract.get("multillm_models", [])
+                out[name].extend(model_stack_errors(settings, models if isinstance(models, list) else [], name))
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            # preflight runs the check behind no_log (the input holds secrets): a bug here must
+            # still reach the user, as a message, with any secret in it hidden.
+            out[name].append(message_masked(
+                "host %s: the contract check itself failed (%s: %s). This is a bug in "
+                "plugins/module_utils/_contract.py; report it with the variable names, not their values. "
+                "[internal]" % (name, type(exc).__name__, exc), _secrets_of(contract)))
 
     def add(host, variable, value, rule, action, rule_id):
         out[host].append(message(host, variable, value, rule, action, rule_id, tuple(secrets)))

@@ -167,3 +167,12 @@ def test_every_message_ends_with_a_known_rule_id():
     errors = errors_with({"model": "x\n", "port": 1, "env": ["A=1"]}, multillm_vram_strategy="x",
                          multillm_gpu_memory_gib=math.nan)
     assert errors and all(e.rsplit("[", 1)[1].rstrip("]") in c.RULE_IDS for e in errors)
+
+
+def test_a_bug_in_a_check_reaches_the_user_as_a_message_with_secrets_hidden(monkeypatch):
+    def broken(contract, host):
+        raise ValueError("boom with %s" % contract["multillm_hf_token"])
+    monkeypatch.setattr(c, "contract_errors", broken)
+    out = c.preflight_errors({"h": {"contract": {"multillm_hf_token": "hf_Sentinel0123456789"}}}, ["h"], [])
+    (msg,) = out["h"]
+    assert "the contract check itself failed (ValueError" in msg and "Sentinel" not in msg
