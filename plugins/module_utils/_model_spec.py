@@ -133,13 +133,20 @@ def _kvcached(m, s):
     return dict(s["model_stack_kvcached_defaults"], **(m.get("kvcached") or {}))
 
 
-def _argv(m, s, kvc, use_kvcached):
+def _prefix_off_by_flag(kvc, use_kvcached, s):
+    """kvcached < 0.1.6 reads max_cached_tokens 0 as unlimited: there the cache is turned off
+    by vLLM's flag (and kvcached gets a one-block cap)."""
+    return (use_kvcached and int(kvc["max_cached_tokens"]) == 0
+            and version_tuple(s["model_stack_kvcached_version"]) < KVCACHED_ZERO_IS_OFF)
+
+
+def _argv(m, s, prefix_off_by_flag):
     name, port = m["name"], str(m["port"])
     max_len = ["--max-model-len", str(m["max_model_len"])] if m.get("max_model_len") is not None else []
     extra = [str(a) for a in m.get("extra_args") or []]
     if s["model_stack_server"] == "standin":
         return ["python3", "/usr/local/bin/standin.py", "--host", "0.0.0.0", "--port", port, "--model", name] \
-            + max_len + extra, False
+            + max_len + extra
     argv = ["vllm", "serve", m["model"], "--host", "0.0.0.0", "--port", port, "--served-model-name", name]
     # The CPU mapping (model_stack_device: cpu): the CPU build sizes its KV cache from
     # VLLM_CPU_KVCACHE_SPACE (see _env), not from a fraction of a GPU.
@@ -149,11 +156,9 @@ def _argv(m, s, kvc, use_kvcached):
         argv += _placement.parallel_args(m)
     argv += max_len
     recipe = recipe_args(m)
-    prefix_off_by_flag = (use_kvcached and int(kvc["max_cached_tokens"]) == 0
-                          and version_tuple(s["model_stack_kvcached_version"]) < KVCACHED_ZERO_IS_OFF)
     if prefix_off_by_flag and PREFIX_OFF not in recipe and PREFIX_OFF not in extra:
         argv.append(PREFIX_OFF)
-    return argv + recipe + extra, prefix_off_by_flag
+    return argv + recipe + extra
 
 
 def _env(m, s, kvc, use_kvcached, pool, prefix_off_by_flag):
@@ -248,7 +253,8 @@ def model_spec(index, models, settings, before=None, start_after_s=0):
     use_kvcached = s["multillm_vram_strategy"] == "kvcached" and s["model_stack_device"] == "gpu"
     kvc = _kvcached(m, s)
     pool = kvcached_ipc_name(KVCACHED_POOL_PREFIX + name) if use_kvcached else ""
-    argv, prefix_off_by_flag = _argv(m, s, kvc, use_kvcached)
+    prefix_off_by_flag = _prefix_off_by_flag(kvc, use_kvcached, s)
+    argv = _argv(m, s, prefix_off_by_flag)
     health_timeout = int(m.get("health_timeout_s", s["model_stack_health_timeout_s"]))
     settle = int(s["model_stack_vram_settle_timeout_s"]) if s["model_stack_vram_settle"] else 0
     before = [index - 1] if before is None and index > 0 else (before or [])

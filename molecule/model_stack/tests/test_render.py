@@ -1,6 +1,7 @@
 """The real vLLM command and environment, rendered by the role's own spec task file on the
-control node (the scenario's containers run the stand-in, not vLLM). Uses the reference
-models of inventories/h100 in both strategies."""
+control node, so the role's variables reach the spec builder (its logic is unit-tested in
+tests/unit/plugins/module_utils/test_model_spec.py). Uses the reference models of
+inventories/h100 in both strategies."""
 
 import json
 import os
@@ -50,9 +51,10 @@ def test_kvcached_renders_the_full_vllm_serve_command_and_unique_kvcached_env():
         "vllm", "serve", "Qwen/Qwen2.5-14B-Instruct", "--host", "0.0.0.0", "--port", "8001",
         "--served-model-name", "qwen2.5-14b-instruct", "--gpu-memory-utilization", "0.5",
         "--max-model-len", "32768", "--no-enable-prefix-caching"]
-    # The model's own arguments come last; a positive prefix-cache cap keeps caching on.
-    assert ocr["command"][-2:] == ["--trust-remote-code", "--max-num-batched-tokens=16384"]
-    assert "--no-enable-prefix-caching" not in ocr["command"]
+    # PaddleOCR-VL's recipe, less the flags the model sets itself, then the model's own arguments.
+    assert ocr["command"][-5:] == ["--no-enable-prefix-caching", "--mm-processor-cache-gb", "0",
+                                   "--trust-remote-code", "--max-num-batched-tokens=16384"]
+    assert ocr["recipe"] == "paddleocr-vl"
     assert ocr["env"]["KVCACHED_MAX_CACHED_TOKENS"] == "1024"
     assert ocr["env"]["VLLM_LOGGING_LEVEL"] == "INFO"
     for spec in (qwen, ocr):
@@ -61,7 +63,8 @@ def test_kvcached_renders_the_full_vllm_serve_command_and_unique_kvcached_env():
         assert env["KVCACHED_MIN_RESERVED_PAGES"] == env["KVCACHED_MAX_RESERVED_PAGES"] == "0"
         assert "HF_TOKEN" not in env, "the token must reach the container through the env file only"
         assert spec["ipc_mode"] == "host"
-    assert qwen["env"]["KVCACHED_IPC_NAME"] != ocr["env"]["KVCACHED_IPC_NAME"]
+    # kvcached's own name for the pool ('.' becomes '-'), the one kvctl and the cleanup use.
+    assert (qwen["env"]["KVCACHED_IPC_NAME"], qwen["ipc_name"]) == ("multillm_qwen2-5-14b-instruct",) * 2
     assert (qwen["previous_unit"], ocr["previous_unit"]) == ("", "multillm-model-qwen2.5-14b-instruct.service")
     assert (qwen["kvctl_limit_gib"], ocr["kvctl_limit_gib"]) == (0, 6)
     assert (qwen["gate_dir"], ocr["previous_gate_dir"]) == ("/run/multillm-gate/qwen2.5-14b-instruct",) * 2

@@ -211,6 +211,8 @@ def test_standin_runs_the_stand_in_server():
     assert qwen["command"] == ["python3", "/usr/local/bin/standin.py", "--host", "0.0.0.0", "--port", "8001",
                                "--model", "qwen2.5-14b-instruct", "--max-model-len", "32768", "--load-delay", "2"]
     assert qwen["image"] == "multillm-standin:latest" and qwen["device_requests"] == []
+    # The kvcached environment is the same whatever server runs (kvcached 0.1.5: 0 is unlimited).
+    assert qwen["env"]["KVCACHED_MAX_CACHED_TOKENS"] == "16"
 
 
 def test_ports_and_endpoints_follow_the_backend_address():
