@@ -5,6 +5,9 @@
 # `pip download` of the sdists needs a CUDA build of torch to compute their metadata, so
 # fetch_sdist.py reads them from the index pip is configured to use (no address here).
 set -eu
+case ${1:-} in
+  -*) echo "usage: $0 [DIR]   (downloads into DIR, default .cache/kvc; no options)" >&2; exit 2 ;;
+esac
 dest=${1:-.cache/kvc}
 here=$(cd "$(dirname "$0")" && pwd)
 python3 "$here/fetch_sdist.py" "$dest" kvcached-0.1.5.tar.gz \
