@@ -34,6 +34,8 @@ DEFAULT_CAP = 0.95
 # NVIDIA's identifiers as nvidia-smi -L prints them (and Docker's device_ids accept).
 UUID_RE = re.compile(r"(GPU|MIG)-[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 PP_FLAGS = ("--pipeline-parallel-size", "-pp")
+# The most GPUs one model's tensor or pipeline split may name (a host has at most a few dozen).
+PARALLEL_MAX = 64
 # Every GPU through the nvidia driver (--gpus all): the request of a model without `gpus`.
 ALL_GPUS_REQUEST = {"driver": "nvidia", "count": -1, "capabilities": [["gpu"]]}
 
@@ -49,7 +51,7 @@ def _is_number(value):
 # Rule ids (the contract's RULES lists them with the others): gpu-count, gpus, tensor-parallel,
 # and the contract's static-sum and weights-fit, decided here per GPU.
 RULES = (
-    ("gpu-count", "multillm_gpu_count is a whole number, 1 or more"),
+    ("gpu-count", "multillm_gpu_count is a whole number from 1 to 64"),
     ("gpus", "a model's gpus are GPU indexes below multillm_gpu_count or GPU UUIDs, each once, one kind per host"),
     ("tensor-parallel", "tensor_parallel_size times the pipeline split equals the number of gpus; more than one "
                         "GPU needs gpus"),
@@ -148,7 +150,7 @@ def chains(models):
 def host_gpus(contract):
     """The GPUs the host must have: indexes 0..multillm_gpu_count-1, then every UUID a model names."""
     count = contract.get("multillm_gpu_count", DEFAULT_GPU_COUNT)
-    gpus = list(range(count)) if _is_int(count) and count > 0 else [DEFAULT_GPU]
+    gpus = list(range(count)) if _is_int(count) and 0 < count <= PARALLEL_MAX else [DEFAULT_GPU]
     for m in contract.get("multillm_models") or []:
         for g in model_gpus(m) if isinstance(m, dict) else []:
             if g not in gpus:
@@ -208,10 +210,10 @@ def _parallel_errors(i, m, host):
     extra = m.get("extra_args") if isinstance(m.get("extra_args"), list) else []
     # --tensor-parallel-size in extra_args: the contract's managed-flag rule refuses it.
     pp = pipeline_parallel_size(m)
-    if pp is None:
+    if pp is None or pp > PARALLEL_MAX:
         errors.append(_message(host, "%s.extra_args" % label, _flag_value(extra, PP_FLAGS),
-                               "sets --pipeline-parallel-size to a value that is not a whole number above 0",
-                               "Correct the value.", "tensor-parallel"))
+                               "sets --pipeline-parallel-size to a value that is not a whole number from 1 to %d"
+                               % PARALLEL_MAX, "Correct the value.", "tensor-parallel"))
         pp = 1
     tp = m.get("tensor_parallel_size")
     if tp is None:
@@ -219,8 +221,9 @@ def _parallel_errors(i, m, host):
             errors.append(_message(host, "%s.gpus" % label, m["gpus"], "%d GPUs do not split into a pipeline of %d "
                                    "stages" % (len(m["gpus"]), pp), "List a multiple of %d GPUs." % pp, "tensor-parallel"))
         return errors
-    if not _is_int(tp) or tp < 1:
-        return errors + [_message(host, "%s.tensor_parallel_size" % label, tp, "must be a whole number, 1 or more",
+    if not _is_int(tp) or not 1 <= tp <= PARALLEL_MAX:
+        return errors + [_message(host, "%s.tensor_parallel_size" % label, tp,
+                                  "must be a whole number from 1 to %d" % PARALLEL_MAX,
                                   "Leave it out to use every GPU in gpus, or correct it.", "tensor-parallel")]
     gpus = m["gpus"] if has_gpus(m) and isinstance(m["gpus"], list) else None
     if gpus is None and tp * pp > 1:
@@ -285,8 +288,8 @@ def placement_errors(contract, host):
     contract = contract or {}
     errors = []
     count = contract.get("multillm_gpu_count", DEFAULT_GPU_COUNT)
-    if not _is_int(count) or count < 1:
-        errors.append(_message(host, "multillm_gpu_count", count, "must be a whole number, 1 or more",
+    if not _is_int(count) or not 1 <= count <= PARALLEL_MAX:
+        errors.append(_message(host, "multillm_gpu_count", count, "must be a whole number from 1 to %d" % PARALLEL_MAX,
                                "Set the number of GPUs the host has (nvidia-smi -L), e.g. 8 for an HGX server.", "gpu-count"))
         count = None
     models = contract.get("multillm_models")

@@ -171,7 +171,9 @@ def test_indexes_and_uuids_are_not_mixed_on_one_host():
 @pytest.mark.parametrize("entry, text", [
     (model("a", [0, 1], tensor_parallel_size=3), "times the pipeline split (1) must equal the number of GPUs in gpus (2"),
     (model("a", tensor_parallel_size=2), "(a).tensor_parallel_size=2: needs gpus"),
-    (model("a", [0], tensor_parallel_size=0), "must be a whole number, 1 or more"),
+    (model("a", [0], tensor_parallel_size=0), "must be a whole number from 1 to 64"),
+    (model("a", tensor_parallel_size=10 ** 30), "must be a whole number from 1 to 64"),
+    (model("a", [0, 1], extra_args=["-pp", "9" * 40]), "not a whole number from 1 to 64"),
     (model("a", [0, 1, 2], extra_args=["-pp", "2"]), "3 GPUs do not split into a pipeline of 2 stages"),
     (model("a", [0, 1], extra_args=["-pp", "two"]), "sets --pipeline-parallel-size to a value"),
 ])
@@ -186,7 +188,10 @@ def test_tensor_parallel_size_1_over_two_gpus_is_a_pipeline_of_two():
 
 def test_a_bad_gpu_count_is_named():
     [err] = pl.placement_errors({"multillm_gpu_count": 0, "multillm_models": [model("a")]}, "h")
-    assert err.startswith("host h: multillm_gpu_count=0: must be a whole number, 1 or more")
+    assert err.startswith("host h: multillm_gpu_count=0: must be a whole number from 1 to 64")
+    [err] = pl.placement_errors({"multillm_gpu_count": 10 ** 30, "multillm_models": [model("a")]}, "h")
+    assert "must be a whole number from 1 to 64" in err
+    assert pl.host_gpus({"multillm_gpu_count": 10 ** 30}) == [0]
 
 
 def test_values_the_contract_checks_elsewhere_are_skipped_here():
