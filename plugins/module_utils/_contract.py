@@ -235,6 +235,7 @@ GATEWAY_DEFAULTS = {
 SECRET_NAME_RE = re.compile(r"TOKEN|SECRET|PASSW|API_?KEY|MASTER_?KEY|CREDENTIAL|PRIVATE_?KEY", re.I)
 SECRET_VALUE_RE = re.compile(r"\A(?:hf_|sk-|api_org_)|(?:TOKEN|SECRET|PASSW|KEY)[A-Z_]*\s*[=:]", re.I)
 HIDDEN = "<hidden>"
+SECRET_VARIABLES = ("multillm_hf_token", "litellm_gateway_master_key")
 
 
 def _is_number(value):
@@ -456,7 +457,9 @@ def _num(value):
 def _check_unknown(c, r):
     known = set(CONTRACT_DEFAULTS) | set(MULTILLM_VARIABLES_EXTRA)
     for name in sorted(k for k in c if isinstance(k, str) and k.startswith("multillm_") and k not in known):
-        r.add(name, c[name], "is not a variable of the multillm contract",
+        # A misspelt secret variable holds a secret: hide it whatever it looks like.
+        secret = SECRET_NAME_RE.search(name) or _closest(name, known) in SECRET_VARIABLES
+        r.add(name, HIDDEN if secret else c[name], "is not a variable of the multillm contract",
               _did_you_mean(name, known, "Remove it or correct its spelling (docs/inventory.md lists them)."),
               "unknown-variable")
 
@@ -654,7 +657,8 @@ def _check_model(i, m, ctx, r):
             r.add("%s.%s" % (label, key), None, "is required", "Add the field to the model entry.",
                   "model-field-required")
     for key in sorted(set(m) - set(known), key=str):
-        r.add("%s.%s" % (label, key), m[key], "is not a known field (known: %s)" % ", ".join(known),
+        secret = SECRET_NAME_RE.search(str(key)) is not None
+        r.add("%s.%s" % (label, key), HIDDEN if secret else m[key], "is not a known field (known: %s)" % ", ".join(known),
               _did_you_mean(key, known, "Remove it or correct its spelling."), "model-field-unknown")
 
     name = m.get("name")

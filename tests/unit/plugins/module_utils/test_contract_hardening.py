@@ -176,3 +176,12 @@ def test_a_bug_in_a_check_reaches_the_user_as_a_message_with_secrets_hidden(monk
     out = c.preflight_errors({"h": {"contract": {"multillm_hf_token": "hf_Sentinel0123456789"}}}, ["h"], [])
     (msg,) = out["h"]
     assert "the contract check itself failed (ValueError" in msg and "Sentinel" not in msg
+
+
+@pytest.mark.parametrize("contract", [
+    {"multillm_hf_tokn": "plainlooking0123"}, {"multillm_huggingface_token": "plainlooking0123"},
+    {"multillm_models": [dict(MODELS[0], hf_token="plainlooking0123"), MODELS[1]]},
+])
+def test_a_misspelt_secret_is_hidden_even_when_it_does_not_look_like_one(contract):
+    errors = c.contract_errors(dict({"multillm_models": MODELS}, **contract), "h")
+    assert errors and "plainlooking0123" not in " ".join(errors) and "<hidden>" in errors[0]
