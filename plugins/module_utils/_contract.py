@@ -968,6 +968,9 @@ def model_stack_errors(settings, models, host):
                   "kvcached-key")
         defaults = dict(MODEL_STACK_DEFAULTS["model_stack_kvcached_defaults"], **defaults)
 
+    # What the model's files and argv are rendered from, checked here too: the role's preflight
+    # runs this when roles/multillm's validation was skipped (--tags model_stack_preflight,...).
+    r.errors.extend(render_errors(models, host, s.get("multillm_hf_token")))
     kvcached = s.get("multillm_vram_strategy", "kvcached") == "kvcached" and s["model_stack_device"] == "gpu"
     if not kvcached or not isinstance(models, list):
         return r.errors
@@ -988,6 +991,21 @@ def model_stack_errors(settings, models, host):
                       % (pool, j, other), "Rename one of the two models.", "pool-collision")
         pools[pool] = i
     return r.errors
+
+
+# Rules on what model_stack writes into unit files, env files and argv.
+RENDER_RULES = ("name-chars", "model-id", "image-ref", "extra-args", "managed-flag", "env-form", "managed-env",
+                "hf-token")
+
+
+def render_errors(models, host, token=None):
+    """The contract's rules on what a model's unit, env file and argv are rendered from."""
+    contract = {"multillm_models": models if isinstance(models, list) else []}
+    if token is not None:
+        contract["multillm_hf_token"] = token
+    if not contract["multillm_models"]:
+        return []
+    return [e for e in contract_errors(contract, host) if e.rsplit("[", 1)[-1].rstrip("]") in RENDER_RULES]
 
 
 # --- the whole inventory: every host, and the rules across hosts -------------------------------

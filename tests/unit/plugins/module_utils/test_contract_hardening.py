@@ -185,3 +185,10 @@ def test_a_bug_in_a_check_reaches_the_user_as_a_message_with_secrets_hidden(monk
 def test_a_misspelt_secret_is_hidden_even_when_it_does_not_look_like_one(contract):
     errors = c.contract_errors(dict({"multillm_models": MODELS}, **contract), "h")
     assert errors and "plainlooking0123" not in " ".join(errors) and "<hidden>" in errors[0]
+
+
+def test_model_stack_preflight_refuses_what_would_be_rendered_even_without_the_contract_step():
+    models = [dict(MODELS[0], model="Qwen/Q\nExecStartPre=/bin/id", env={"KVCACHED_IPC_NAME": "x"}), MODELS[1]]
+    errors = c.model_stack_errors({"multillm_hf_token": "hf_a\nLD_PRELOAD=/x"}, models, "h")
+    assert ids(errors) == ["hf-token", "managed-env", "model-id"]
+    assert c.model_stack_errors({}, MODELS, "h") == []
