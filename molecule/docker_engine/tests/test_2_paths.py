@@ -51,3 +51,12 @@ def test_check_mode_on_the_converged_host_changes_nothing(run_playbook, recap):
     rc, out = run_playbook("run_role.yml", check=True)
     assert rc == 0, out
     assert recap(out)["changed"] == 0, out
+
+
+def test_internal_role_refuses_direct_use(host, run_playbook):
+    starts = _starts(host)
+    rc, out = run_playbook("host_common_direct.yml")
+    assert rc != 0
+    assert "llmops.multillm.host_common is internal to the collection" in out, out
+    assert "Nothing was changed" in out
+    assert _starts(host) == starts
