@@ -256,7 +256,7 @@ def model_spec(index, models, settings, before=None, start_after_s=0):
     prefix_off_by_flag = _prefix_off_by_flag(kvc, use_kvcached, s)
     argv = _argv(m, s, prefix_off_by_flag)
     health_timeout = int(m.get("health_timeout_s", s["model_stack_health_timeout_s"]))
-    settle = int(s["model_stack_vram_settle_timeout_s"]) if s["model_stack_vram_settle"] else 0
+    settle = int(float(s["model_stack_vram_settle_timeout_s"])) if s["model_stack_vram_settle"] else 0
     before = [index - 1] if before is None and index > 0 else (before or [])
     if before and start_after_s == 0 and before == [index - 1]:
         start_after_s = sum(_own_start_s(x, s) for x in models[:index])
@@ -323,7 +323,7 @@ def model_spec(index, models, settings, before=None, start_after_s=0):
 
 def _own_start_s(m, s):
     """A model's own share of a start budget: its health timeout, the settle, the margin."""
-    settle = int(s["model_stack_vram_settle_timeout_s"]) if s["model_stack_vram_settle"] else 0
+    settle = int(float(s["model_stack_vram_settle_timeout_s"])) if s["model_stack_vram_settle"] else 0
     return int(m.get("health_timeout_s", s["model_stack_health_timeout_s"])) + settle + START_MARGIN_S
 
 
