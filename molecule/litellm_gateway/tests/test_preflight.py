@@ -6,6 +6,7 @@ extra variable against the converged container, and expects a failure before any
 
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -24,7 +25,9 @@ class Result:
 
 
 def run_preflight(extra):
-    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], os.path.join(SCENARIO, "converge.yml"),
+    # The whole inventory directory, as converge gets it: the instance file, and `hosts` with gpu-b.
+    inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+    cmd = ["ansible-playbook", "-i", inventory, os.path.join(SCENARIO, "converge.yml"),
            "--tags", "litellm_gateway_preflight", "-e", json.dumps(extra)]
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
     return Result(subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env))
@@ -35,7 +38,10 @@ def test_refused_releases(host, version):
     before = host.file(CONFIG).md5sum
     r = run_preflight({"litellm_gateway_version": version})
     assert r.returncode != 0
-    assert "litellm_gateway_version=%s is refused" % version in r.output
+    # The contract (plugins/module_utils/_contract.py, through the dependency llmops.multillm.multillm)
+    # or the role's own preflight refuses it, whichever runs first; both name the variable and value.
+    assert re.search(r"litellm_gateway_version='?%s'?:? (is refused|is a compromised|is older|must be an exact)"
+                     % re.escape(version), r.output), r.output[-2000:]
     assert host.file(CONFIG).md5sum == before
 
 
@@ -72,3 +78,23 @@ def test_port_taken_by_another_program_is_refused(host):
         assert "foreign-listener.service" in r.output
     finally:
         host.run("systemctl stop foreign-listener.service")
+
+
+def test_backend_without_published_endpoints_is_refused(host):
+    """The gateway reads model_stack_endpoints only; a backend host that published none is named."""
+    before = host.file(CONFIG).md5sum
+    r = run_preflight({"litellm_gateway_backend_hosts": ["multillm-litellm_gateway", "gpu-c"]})
+    assert r.returncode != 0
+    assert "backend hosts gpu-c published no model_stack_endpoints" in r.output
+    assert host.file(CONFIG).md5sum == before
+
+
+def test_remote_backend_on_the_gateways_loopback_is_refused(host):
+    """Without multillm_backend_address, gpu-b's endpoints say 127.0.0.1: the gateway would dial
+    its own loopback for a model that runs on another host."""
+    before = host.file(CONFIG).md5sum
+    r = run_preflight({"multillm_backend_address": ""})
+    assert r.returncode != 0
+    assert "backend host gpu-b: model chat at http://127.0.0.1:8001/v1" in r.output
+    assert "Set multillm_backend_address for gpu-b" in r.output
+    assert host.file(CONFIG).md5sum == before
