@@ -18,6 +18,7 @@ description:
   - C(gpus) names every GPU the host must have (indexes below C(multillm_gpu_count) and every UUID a
     model names), with the expected resting GiB where every model on that GPU gives C(resting_gib).
   - C(containers) holds each model that names its GPUs to exactly those GPUs.
+  - C(present) names the same GPUs as C(gpus) without expectations, for a check before the models load.
   - The logic is C(plugins/module_utils/_placement.py) (C(vram_expectations)).
 positional: models, gpu_count
 options:
@@ -46,7 +47,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: C({gpus, containers}) for vram_check.
+  description: C({gpus, containers, present}) for vram_check.
   type: dict
 """
 

@@ -322,13 +322,15 @@ def placement_errors(contract, host):
 # --- what vram_check checks on the host -----------------------------------------------------------
 
 def vram_expectations(specs, models, gpu_count=DEFAULT_GPU_COUNT):
-    """vram_check's per-GPU options for a host: {"gpus": ..., "containers": ...}.
+    """vram_check's per-GPU options for a host: {"gpus": ..., "containers": ..., "present": ...}.
 
     gpus: every GPU the host must have (indexes below gpu_count, every UUID a model names), as
     a key; its value the expected resting GiB when every model on it gives resting_gib (each
     model's split evenly over its GPUs), else None (the GPU must only exist).
     containers: each container whose model names its GPUs must run on exactly those GPUs (with
-    its resting_gib as expected_gib when given). `specs` are _model_spec.model_specs(models).
+    its resting_gib as expected_gib when given). present: the same GPUs, each without an
+    expectation (before the models load: they must only exist). `specs` are
+    _model_spec.model_specs(models).
     """
     expected = resting_per_gpu([m for m in models if isinstance(m, dict)])
     gpus = {}
@@ -341,4 +343,4 @@ def vram_expectations(specs, models, gpu_count=DEFAULT_GPU_COUNT):
             if _is_number(spec.get("resting_gib")):
                 entry["expected_gib"] = spec["resting_gib"]
             containers[spec["container"]] = entry
-    return {"gpus": gpus, "containers": containers}
+    return {"gpus": gpus, "containers": containers, "present": dict((g, None) for g in gpus)}

@@ -8,4 +8,5 @@ def test_the_filter_returns_the_options_of_vram_check():
     models = [{"name": "a", "model": "o/a", "port": 8001, "gpu_memory_utilization": 0.3, "gpus": [3]}]
     out = FilterModule().filters()["vram_placement"](model_specs(models, {}), models, 4)
     assert out == {"gpus": {"0": None, "1": None, "2": None, "3": None},
-                   "containers": {"multillm-model-a": {"gpus": ["3"]}}}
+                   "containers": {"multillm-model-a": {"gpus": ["3"]}},
+                   "present": {"0": None, "1": None, "2": None, "3": None}}

@@ -215,6 +215,7 @@ def test_vram_expectations_for_a_host_with_placed_models():
     specs = ms.model_specs(models, {"multillm_gpu_required": True})
     out = pl.vram_expectations(specs, models, 4)
     assert out["gpus"] == {"0": 30.0, "1": 40.0, "2": None, "3": None}
+    assert out["present"] == {"0": None, "1": None, "2": None, "3": None}
     assert out["containers"] == {"multillm-model-tp": {"gpus": ["0", "1"], "expected_gib": 60},
                                  "multillm-model-a": {"gpus": ["1"], "expected_gib": 10},
                                  "multillm-model-b": {"gpus": ["2"]}}
@@ -224,7 +225,7 @@ def test_vram_expectations_of_a_single_gpu_host_only_ask_that_gpu_0_exists():
     from ansible_collections.llmops.multillm.plugins.module_utils import _model_spec as ms
     models = [model("qwen"), model("ocr")]
     out = pl.vram_expectations(ms.model_specs(models, {}), models)
-    assert out == {"gpus": {"0": None}, "containers": {}}
+    assert out == {"gpus": {"0": None}, "containers": {}, "present": {"0": None}}
 
 
 def test_the_contract_knows_the_placement_rules_and_reports_each_fault_once():
