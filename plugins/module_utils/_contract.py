@@ -57,7 +57,7 @@ RULES = (
     ("static-sum", "static fractions sum to at most multillm_static_utilization_cap"),
     ("gib-value", "weights_gib and resting_gib are finite GiB, below 1024 (a larger one is MiB)"),
     ("weights-fit", "weights_gib fits in the model's slice"),
-    ("whole-number", "max_model_len, health_timeout_s and cpu_kvcache_gib are whole numbers in range"),
+    ("whole-number", "max_model_len, health_timeout_s, cpu_kvcache_gib and kv_tokens are whole numbers in range"),
     ("image-ref", "an image is a Docker reference (registry/path:tag@digest), nothing else"),
     ("recipe", "recipe is a known recipe or none"),
     ("extra-args", "extra_args is a list of one-line printable strings"),
@@ -116,6 +116,7 @@ MODEL_KEYS_OPTIONAL = (
     "cpu_kvcache_gib",
     "gpus",
     "tensor_parallel_size",
+    "kv_tokens",
 )
 KVCACHED_KEYS = (
     "min_reserved_pages",
@@ -179,6 +180,7 @@ CPU_KVCACHE_GIB_DEFAULT = 1
 # No GPU holds 1024 GiB; a size that large is MiB given as GiB (81920 for an H100 80GB).
 GIB_PLAUSIBLE_MAX = 1024
 MAX_MODEL_LEN_MAX = 16 * 1024 * 1024
+KV_TOKENS_MAX = 1024 * 1024 * 1024
 HEALTH_TIMEOUT_MAX_S = 86400
 CPU_KVCACHE_GIB_MAX = 4096
 PAGE_SIZE_MB_MAX = 1024
@@ -717,6 +719,9 @@ def _check_model(i, m, ctx, r):
               "whole-number")
 
     _check_whole(label, "max_model_len", m.get("max_model_len"), MAX_MODEL_LEN_MAX, r, "Correct the value.")
+    # A4 (issue 15 item 11): the KV capacity in tokens the model's slice promises (model_kv_check).
+    _check_whole(label, "kv_tokens", m.get("kv_tokens"), KV_TOKENS_MAX, r,
+                 "Set the capacity vLLM reported for this slice (its log's \"GPU KV cache size\"), or remove it.")
     _check_whole(label, "health_timeout_s", m.get("health_timeout_s"), HEALTH_TIMEOUT_MAX_S, r,
                  "Correct the value (seconds).")
 
@@ -797,7 +802,7 @@ def contract_errors(contract, host):
 MODEL_STACK_DEFAULTS = {
     "model_stack_server": "vllm",
     "model_stack_device": "gpu",
-    "model_stack_image_kvcached": "ghcr.io/ovg-project/kvcached-vllm:kvcached-v0.1.5-vllm-v0.19.0",
+    "model_stack_image_kvcached": "multillm-kvcached-vllm:kvcached-v0.1.5-vllm-v0.19.0",
     "model_stack_image_static": "vllm/vllm-openai:v0.19.0",
     "model_stack_image_standin": "multillm-standin:latest",
     "model_stack_image_cpu": "multillm-vllm-cpu:latest",

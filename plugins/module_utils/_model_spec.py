@@ -62,6 +62,13 @@ PREFIX_OFF = "--no-enable-prefix-caching"
 # without `gpus` (placement: plugins/module_utils/_placement.py).
 GPU_REQUEST = [dict(_placement.ALL_GPUS_REQUEST)]
 LOOPBACK = "127.0.0.1"
+# vLLM's cache (torch.compile artefacts, CUDA graphs' compiled code), one host folder per model
+# so a restart or a reboot starts warm (issue 20 item 4). vLLM keys every entry on its version,
+# the model config, the traced code, torch/CUDA/GPU and the vLLM-relevant environment, so a
+# folder never serves another model or release; entries of old keys stay (30-45 MiB each on an
+# H200, docs/benchmarks.md) until removed: README "Running against a real H100".
+VLLM_CACHE_DIR = "/var/lib/multillm/vllm-cache"
+VLLM_CACHE_MOUNT = "/root/.cache/vllm"
 
 
 def _num(value):
@@ -185,6 +192,10 @@ def _env(m, s, kvc, use_kvcached, pool, prefix_off_by_flag):
     if s["model_stack_device"] == "cpu":
         env["VLLM_CPU_KVCACHE_SPACE"] = m.get("cpu_kvcache_gib", CPU_KVCACHE_GIB_DEFAULT)
     env.update(m.get("env") or {})
+    if s["model_stack_server"] == "vllm":
+        # Where the per-model cache volume is mounted (model_spec's volumes); set last, so the
+        # folder vLLM writes is always the mounted one.
+        env["VLLM_CACHE_ROOT"] = VLLM_CACHE_MOUNT
     return dict((k, _env_value(v)) for k, v in env.items())
 
 
@@ -267,6 +278,10 @@ def model_spec(index, models, settings, before=None, start_after_s=0):
     gate_dir = "/run/%s/%s" % (GATE_ROOT, name)
     volumes = ["%s:%s" % (s["model_stack_hf_cache_dir"], s["model_stack_hf_cache_mount"]),
                "%s:%s:ro" % (gate_dir, GATE_MOUNT)]
+    vllm_cache = ""
+    if s["model_stack_server"] == "vllm":
+        vllm_cache = "%s/%s" % (VLLM_CACHE_DIR, name)
+        volumes.append("%s:%s" % (vllm_cache, VLLM_CACHE_MOUNT))
     if str(m["model"]).startswith("/"):
         # A local directory of weights: the same path inside, read-only.
         volumes.append("%s:%s:ro" % (m["model"], m["model"]))
@@ -308,6 +323,12 @@ def model_spec(index, models, settings, before=None, start_after_s=0):
         "labels": {"io.llmops.multillm.managed": "true", "io.llmops.multillm.model": name,
                    "io.llmops.multillm.unit": prefix + name + ".service"},
         "health_url": "http://%s:%s/health" % (LOOPBACK, port),
+        # The KV check after the gate (module model_kv_check): vLLM's cache_config_info there,
+        # against kv_tokens, the capacity in tokens the model's slice promises (None: no check).
+        "metrics_url": "http://%s:%s/metrics" % (LOOPBACK, port),
+        "kv_tokens": m.get("kv_tokens"),
+        # The host folder of its vLLM cache ("" for the stand-in server).
+        "vllm_cache_dir": vllm_cache,
         "health_timeout_s": health_timeout,
         # How long the play watches the unit once the model is released: health, then settle.
         "watch_timeout_s": health_timeout + settle,

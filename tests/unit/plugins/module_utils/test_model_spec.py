@@ -37,13 +37,14 @@ def test_kvcached_argv_env_and_names():
         "--max-model-len", "32768", "--no-enable-prefix-caching"]
     assert qwen["container"] == "multillm-model-qwen2.5-14b-instruct"
     assert qwen["unit"] == "multillm-model-qwen2.5-14b-instruct.service"
-    assert qwen["image"] == "ghcr.io/ovg-project/kvcached-vllm:kvcached-v0.1.5-vllm-v0.19.0"
+    assert qwen["image"] == "multillm-kvcached-vllm:kvcached-v0.1.5-vllm-v0.19.0"
     assert qwen["entrypoint"][:4] == ["python3", "-I", "-S", "-c"]
     assert qwen["entrypoint"][4].endswith("os.execvp(sys.argv[1], sys.argv[1:])")
     assert qwen["env"] == {
         "ENABLE_KVCACHED": "true", "KVCACHED_AUTOPATCH": "1", "KVCACHED_IPC_NAME": "multillm_qwen2-5-14b-instruct",
         "KVCACHED_MIN_RESERVED_PAGES": "0", "KVCACHED_MAX_RESERVED_PAGES": "0",
-        "KVCACHED_MAX_CACHED_TOKENS": "16", "KVCACHED_PAGE_SIZE_MB": "2", "KVCACHED_PAGE_PREALLOC_ENABLED": "true"}
+        "KVCACHED_MAX_CACHED_TOKENS": "16", "KVCACHED_PAGE_SIZE_MB": "2", "KVCACHED_PAGE_PREALLOC_ENABLED": "true",
+        "VLLM_CACHE_ROOT": "/root/.cache/vllm"}
     assert all(isinstance(v, str) for s in (qwen, ocr) for v in s["env"].values())
     assert qwen["ipc_mode"] == "host" and qwen["shm_size"] is None
     assert qwen["device_requests"] == [{"driver": "nvidia", "count": -1, "capabilities": [["gpu"]]}]
@@ -54,7 +55,7 @@ def test_static_renders_the_slice_and_switches_kvcached_off():
     assert qwen["image"] == "vllm/vllm-openai:v0.19.0"
     assert qwen["command"][qwen["command"].index("--gpu-memory-utilization") + 1] == "0.5"
     assert "--no-enable-prefix-caching" not in qwen["command"]
-    assert qwen["env"] == {"ENABLE_KVCACHED": "false"}
+    assert qwen["env"] == {"ENABLE_KVCACHED": "false", "VLLM_CACHE_ROOT": "/root/.cache/vllm"}
     assert (qwen["ipc_mode"], qwen["ipc_name"], qwen["shm_size"], qwen["kvctl_limit_gib"]) == ("private", "", "8g", 0)
     assert qwen["gate"]["shm_clean"] == [] and qwen["gate"]["kvctl_limit"] == []
 
@@ -151,7 +152,8 @@ def test_local_model_directory_is_mounted_read_only_at_the_same_path():
     assert local["command"][2] == "/srv/models/qwen"
     (hub,) = specs([QWEN])
     assert hub["volumes"] == ["/var/lib/multillm/hf-cache:/root/.cache/huggingface",
-                              "/run/multillm-gate/qwen2.5-14b-instruct:/run/multillm-gate:ro"]
+                              "/run/multillm-gate/qwen2.5-14b-instruct:/run/multillm-gate:ro",
+                              "/var/lib/multillm/vllm-cache/qwen2.5-14b-instruct:/root/.cache/vllm"]
 
 
 # Issue 15.5: recipes.
