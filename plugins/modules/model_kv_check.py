@@ -14,7 +14,8 @@ description:
   - Reads C(vllm:cache_config_info) from each model's C(/metrics) and reports its KV capacity in
     tokens (C(num_gpu_blocks) x C(block_size), the figure vLLM logs as C(GPU KV cache size)).
   - Fails, naming the model, when a model with a plan (O(models[].kv_tokens)) has fewer than
-    the plan less O(tolerance_pct) percent. A model without a plan is reported only.
+    the plan less O(tolerance_pct) percent, or when its capacity cannot be read. A model
+    without a plan is reported only, also when its capacity cannot be read.
   - Read-only; never reports a change.
 author:
   - llmops.multillm maintainers (@llmops)
@@ -117,6 +118,11 @@ def check(params, host, reader=fetch):
         try:
             capacity = _kv_capacity.kv_capacity(reader(m["metrics_url"], params["timeout"]))
         except (urllib.error.URLError, OSError, ValueError) as exc:
+            if m.get("kv_tokens") is None:
+                # Nothing promised: shown, not failed (a server build without the metric).
+                result[name] = {"kv_tokens": None, "error": str(exc)}
+                summary.append("%s: KV capacity not readable (%s), no plan (kv_tokens unset)" % (name, exc))
+                continue
             errors.append("host %s: model %s (multillm_models[%s]): its KV capacity could not be read from %s: %s. "
                           "What to do: check that the model serves (journalctl -u %s) and is a vLLM server. "
                           "[kv-capacity]" % (host, name, m["index"], m["metrics_url"], exc, m["unit"]))

@@ -99,3 +99,11 @@ def test_bad_arguments_fail_before_any_read(metrics, args, says):
     r = run(dict(args, models=[{"name": "m", "metrics_url": "http://127.0.0.1:9/metrics",
                                 "kv_tokens": 1000 if kv is None else kv}]))
     assert r["failed"] and says in r["msg"] and "could not be read" not in r["msg"]
+
+
+def test_without_a_plan_an_unreadable_capacity_is_shown_not_failed(metrics):
+    r = run({"host": "h", "models": [model(metrics, "cpu", "/c", "up 1\n", None),
+                                     model(metrics, "qwen", "/q", STATIC_14B, 53760, 1)]})
+    assert r["_rc"] == 0 and not r.get("failed"), r
+    assert r["models"]["cpu"]["kv_tokens"] is None and "no vllm:cache_config_info" in r["models"]["cpu"]["error"]
+    assert r["summary"][0].startswith("cpu: KV capacity not readable")
