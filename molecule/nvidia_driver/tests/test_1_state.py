@@ -1,4 +1,6 @@
 """State of the test host after converge + idempotence (stand-in repositories, no GPU)."""
+import json
+
 import pytest
 
 DRIVER = "580.95.05-1"  # the repository also publishes 590.44.01-1: the pin must win
@@ -64,3 +66,34 @@ def test_fabricmanager_enabled_not_started_without_gpu(host):
     svc = host.service("nvidia-fabricmanager")
     assert svc.is_enabled
     assert not svc.is_running
+
+
+NVML_VENV = "/opt/multillm/nvml-venv"
+NVML_VERSION = "13.615.71"
+
+
+def test_nvml_binding_imports_in_its_venv_and_nvml_init_fails_cleanly_without_a_gpu(host):
+    probe = host.run(
+        f"{NVML_VENV}/bin/python -c 'import json, pynvml\n"
+        "from importlib.metadata import version\n"
+        "try:\n    pynvml.nvmlInit(); err = None\n"
+        "except pynvml.NVMLError as exc:\n    err = type(exc).__name__\n"
+        "print(json.dumps([version(\"nvidia-ml-py\"), err]))'")
+    assert probe.rc == 0, probe.stderr
+    version, err = json.loads(probe.stdout)
+    assert version == NVML_VERSION
+    # The binding loaded and asked for the driver's library, which this GPU-less host lacks.
+    assert err in ("NVMLError_LibraryNotFound", "NVMLError_DriverNotLoaded"), err
+
+
+def test_nvml_interpreter_published_as_a_local_fact(host):
+    fact = json.loads(host.file("/etc/ansible/facts.d/multillm_nvml.fact").content_string)
+    assert fact == {"python": f"{NVML_VENV}/bin/python", "nvidia_ml_py": NVML_VERSION}
+
+
+def test_vram_check_finds_the_binding_only_through_the_published_interpreter(run_playbook):
+    # The host's python3 has no pynvml (what broke the first real run, issue 15 item 1); the
+    # venv's gets past the import and stops at the missing driver library.
+    rc, out = run_playbook("vram_probe.yml")
+    assert rc == 0, out
+    assert "CAUSES system=no_python_binding venv=no_library" in out, out

@@ -58,13 +58,26 @@ def test_secure_boot_with_unenrolled_key_fails(host, run_playbook):
 def test_host_running_the_pinned_branch_is_left_untouched(host, run_playbook, recap):
     _with_file(host, "/usr/local/bin/nvidia-smi", FAKE_SMI)
     try:
-        rc, out = run_playbook("run_role.yml", {"multillm_gpu_required": True})
+        # The stand-in nvidia-smi comes without an NVML library: the NVML check has its own test below.
+        rc, out = run_playbook("run_role.yml", {"multillm_gpu_required": True, "nvidia_driver_nvml": False})
     finally:
         host.run("rm -f /usr/local/bin/nvidia-smi")
     assert rc == 0, out
     assert recap(out)["changed"] == 0, out
     assert "left untouched" in out
     assert "NVIDIA H100 80GB HBM3" in out and "580.95.05" in out and "Enabled" in out
+
+
+def test_gpu_whose_nvml_does_not_answer_fails_verification(host, run_playbook):
+    # nvidia-smi answers but libnvidia-ml.so.1 cannot be loaded through the binding: vram_check
+    # would fail later, after the models loaded, so the GPU-host stage stops here, naming it.
+    _with_file(host, "/usr/local/bin/nvidia-smi", FAKE_SMI)
+    try:
+        rc, out = run_playbook("run_role.yml", {"multillm_gpu_required": True})
+    finally:
+        host.run("rm -f /usr/local/bin/nvidia-smi")
+    assert rc != 0
+    assert "nvmlInit through /opt/multillm/nvml-venv/bin/python failed with NVMLError_LibraryNotFound" in out, out
 
 
 def test_check_mode_on_the_converged_host_changes_nothing(run_playbook, recap):
