@@ -18,7 +18,9 @@ description:
     its plan, its answer through the gateway; then vram_check's line per GPU, the gateway's URL with
     curl lines and an OpenAI-client snippet that read the key from E(LITELLM_MASTER_KEY) (the key
     itself is never an input). A figure nobody measured shows as C(n/a).
-  - The logic is C(plugins/module_utils/_summary.py) (C(verify_summary)).
+  - Each run of lines meant to be pasted (curl, the client snippet) is one multi-line item, which Ansible's
+    YAML result format prints as a literal block, ready to copy.
+  - The logic is C(plugins/module_utils/_summary.py) (C(verify_summary), C(for_display)).
 options:
   _input:
     description:
@@ -37,16 +39,16 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: The lines of the table.
+  description: The lines of the table; the lines to paste as multi-line items.
   type: list
   elements: str
 """
 
-from ansible_collections.llmops.multillm.plugins.module_utils._summary import verify_summary as _verify_summary
+from ansible_collections.llmops.multillm.plugins.module_utils._summary import for_display, verify_summary as _verify_summary
 
 
 def verify_summary(facts):
-    return _verify_summary(facts)
+    return for_display(_verify_summary(facts))
 
 
 class FilterModule(object):

@@ -8,6 +8,13 @@ resting GiB against its expectation, KV capacity against its plan, its answer th
 gateway; then each GPU's line from vram_check, the gateway's URL with ready curl lines and an
 OpenAI-client snippet. The master key is never an input: the lines read $LITELLM_MASTER_KEY.
 A figure nobody measured shows as n/a. playbooks/verify.yml wires it (filter verify_summary).
+
+Ansible's YAML result format (this project's ansible.cfg) folds a string longer than 80
+characters at a single blank past that column, never at a run of blanks (PyYAML's writer).
+So table cells and headers hold no single blank, and each row stays one line. The lines meant
+to be pasted (curl, the client snippet, indented) would come out quoted ('' for '): for_display
+joins each run of them into one multi-line item, which that format prints as a literal block,
+as is.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -20,7 +27,7 @@ import re
 
 NA = "n/a"
 KEY_ENV = "LITELLM_MASTER_KEY"
-PROMPT = "Say hello in one sentence."
+PROMPT = "Hello!"
 # Addresses a gateway bound to them answers on every interface of its host.
 WILDCARD_BINDS = ("", "0.0.0.0", "::", "*", "[::]")
 _SHELL_SAFE_RE = re.compile(r"[A-Za-z0-9_./:@%+=,-]+")
@@ -64,8 +71,8 @@ def _status(code):
     if num == 200:
         return "ok"
     if num < 0:
-        return "no answer"
-    return "http %d" % num
+        return "no-answer"
+    return "%d" % num
 
 
 def gateway_url(gateway):
@@ -131,7 +138,7 @@ def _model_rows(facts):
         container = vram_containers.get((endpoints.get(name) or {}).get("container")) or {}
         health = _status(seen.get("health"))
         if health == NA and failed:
-            health = "not checked"
+            health = "unchecked"
         used = seen.get("resting_gib")
         if _num(used) is None:
             used = container.get("used_gib")
@@ -145,7 +152,7 @@ def _model_rows(facts):
         elif tol is None:
             expectation = "%.1f" % expected
         else:
-            expectation = "%.1f ± %.1f" % (expected, tol)
+            expectation = "%.1f±%.1f" % (expected, tol)
         verdict = NA
         if expected is not None and _num(used) is not None and tol is not None:
             verdict = "ok" if abs(_num(used) - expected) <= tol + 1e-9 else "OFF"
@@ -164,7 +171,7 @@ def _host_line(facts, rows):
     parts = ["host %s: %d model(s)" % (host, len(rows))]
     if not facts.get("gpu_required", True):
         parts.append("no GPU required here, resting VRAM not measured")
-    elif _num(vram.get("used_gib")) is not None:
+    elif not vram.get("cause") and _num(vram.get("used_gib")) is not None:  # cause: no GPU could be read
         target, tol = _num(facts.get("resting_vram_gib")), _num(facts.get("tolerance_gib"))
         text = "resting VRAM %.1f GiB" % _num(vram.get("used_gib"))
         if target is not None and tol is not None:
@@ -183,13 +190,14 @@ def _usage_lines(facts):
     if not names and gateways:
         names = sorted(set(n for gw in gateways for n in (gw.get("status") or {})))
     example = names[0] if names else "MODEL"
-    body = json.dumps({"model": example, "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 32})
+    body = json.dumps({"model": example, "max_tokens": 32, "messages": [{"role": "user", "content": PROMPT}]},
+                      separators=(",", ":"), sort_keys=False)
     lines = []
     if not gateways:
         lines.append("gateway: none fronts this host's models here (no gateway host ran verify);"
                      " each model answers on its own address, without a key:")
         for e in facts.get("endpoints") or []:
-            lines.append("  %s: %s (curl -s %s/models)" % (e.get("name"), e.get("api_base"), e.get("api_base")))
+            lines.append("  %s  curl -s %s/models" % (e.get("name"), e.get("api_base")))
         return lines
     auth = '-H "Authorization: Bearer $%s"' % KEY_ENV
     for gw in gateways:
@@ -199,18 +207,24 @@ def _usage_lines(facts):
             where = " (loopback: from that host only)"
         lines.append("gateway %s on %s%s; models: %s" % (url, gw.get("host"), where, ", ".join(names) or NA))
         lines.append("  # export %s=<litellm_gateway_master_key, from your vault>" % KEY_ENV)
-        lines.append("  curl -s %s/models %s" % (url, auth))
-        lines.append("  curl -s %s/chat/completions %s -H \"Content-Type: application/json\" -d %s"
-                     % (url, auth, _shell_quote(body)))
-        lines.append("  python: from openai import OpenAI; import os")
-        lines.append("          client = OpenAI(base_url=%s, api_key=os.environ[%s])"
-                     % (json.dumps(url), json.dumps(KEY_ENV)))
-        lines.append("          client.chat.completions.create(model=%s, messages=[{\"role\": \"user\", \"content\": %s}])"
-                     % (json.dumps(example), json.dumps(PROMPT)))
+        lines.append("  curl -s %s/models \\" % url)
+        lines.append("    %s" % auth)
+        lines.append("  curl -s %s/chat/completions \\" % url)
+        lines.append("    %s \\" % auth)
+        lines.append("    -H \"Content-Type: application/json\" \\")
+        lines.append("    -d %s" % _shell_quote(body))
+        lines.append("  # Python, with the openai package:")
+        lines.append("  from openai import OpenAI; import os")
+        lines.append("  client = OpenAI(api_key=os.environ[%s]," % json.dumps(KEY_ENV))
+        lines.append("                  base_url=%s)" % json.dumps(url))
+        lines.append("  reply = client.chat.completions.create(")
+        lines.append("      model=%s," % json.dumps(example))
+        lines.append("      messages=[{\"role\":\"user\",\"content\":%s}])" % json.dumps(PROMPT))
+        lines.append("  print(reply.choices[0].message.content)")
     return lines
 
 
-HEADER = ("model", "GPU(s)", "health", "resting GiB", "expected GiB", "VRAM", "KV tokens", "KV plan", "gateway")
+HEADER = ("model", "GPU(s)", "health", "resting-GiB", "expected-GiB", "VRAM", "KV-tokens", "KV-plan", "gateway")
 
 
 def verify_summary(facts):
@@ -237,3 +251,19 @@ def verify_summary(facts):
     for msg in facts.get("failures") or []:
         lines.append("FAILED: %s" % msg)
     return lines
+
+
+def for_display(lines):
+    """The lines for one debug: each run of indented lines (what a user pastes) joined into one
+    multi-line item without the indent, the others as they are."""
+    out, block = [], []
+    for line in list(lines) + [None]:
+        if line is not None and line.startswith("  "):
+            block.append(line[2:])
+            continue
+        if block:
+            out.append("\n".join(block))
+            block = []
+        if line is not None:
+            out.append(line)
+    return out

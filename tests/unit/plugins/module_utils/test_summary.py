@@ -3,9 +3,10 @@
 import re
 
 import pytest
+import yaml
 
 from ansible_collections.llmops.multillm.plugins.filter.verify_summary import FilterModule
-from ansible_collections.llmops.multillm.plugins.module_utils._summary import gateway_url, render_table, verify_summary
+from ansible_collections.llmops.multillm.plugins.module_utils._summary import for_display, gateway_url, render_table, verify_summary
 
 QWEN, OCR = "qwen2.5-14b-instruct", "paddleocr-vl"
 GATEWAY = {"host": "h100-01", "address": "192.0.2.10", "bind_address": "0.0.0.0", "port": 4001,
@@ -55,10 +56,10 @@ def row(lines, name):
 def test_one_gpu_host_shows_each_model_its_figures_and_the_verdicts():
     lines = verify_summary(one_gpu())
     assert lines[0] == "host h100-01: 2 model(s), resting VRAM 36.5 GiB against 37.0 ± 3.0 GiB: ok, verify passed"
-    assert row(lines, QWEN) == {"model": QWEN, "GPU(s)": "0", "health": "ok", "resting GiB": "31.6",
-                                "expected GiB": "31.8 ± 3.0", "VRAM": "ok", "KV tokens": "55,952",
-                                "KV plan": "53,760", "gateway": "ok"}
-    assert row(lines, OCR)["KV tokens"] == "n/a" and row(lines, OCR)["KV plan"] == "n/a"
+    assert row(lines, QWEN) == {"model": QWEN, "GPU(s)": "0", "health": "ok", "resting-GiB": "31.6",
+                                "expected-GiB": "31.8±3.0", "VRAM": "ok", "KV-tokens": "55,952",
+                                "KV-plan": "53,760", "gateway": "ok"}
+    assert row(lines, OCR)["KV-tokens"] == "n/a" and row(lines, OCR)["KV-plan"] == "n/a"
     assert "GPU 0 36.52 GiB: ok; multillm-model-qwen2.5-14b-instruct 31.62 GiB" in lines
 
 
@@ -85,8 +86,8 @@ def test_several_gpus_show_each_models_gpus_as_measured_and_each_gpu_line():
     lines = verify_summary(facts)
     assert row(lines, "llama-70b")["GPU(s)"] == "0,1,2,3"       # measured
     assert row(lines, "small-a")["GPU(s)"] == "4"                # planned: no process seen
-    assert row(lines, "llama-70b")["expected GiB"] == "280.0 ± 3.0"
-    assert row(lines, "small-b")["resting GiB"] == "n/a"
+    assert row(lines, "llama-70b")["expected-GiB"] == "280.0±3.0"
+    assert row(lines, "small-b")["resting-GiB"] == "n/a"
     assert ["GPU %d line" % i for i in range(5)] == [line for line in lines if line.startswith("GPU ")]
 
 
@@ -96,7 +97,7 @@ def test_a_failed_model_shows_its_status_and_the_reason_under_the_table():
     facts["gateways"][0]["status"] = {QWEN: 200}
     lines = verify_summary(facts)
     assert lines[0].endswith("verify FAILED")
-    assert row(lines, OCR)["health"] == "http 503"
+    assert row(lines, OCR)["health"] == "503"
     assert row(lines, OCR)["gateway"] == "absent"
     assert lines[-1] == "FAILED: host h100-01: model paddleocr-vl answered /health with 503, not 200."
 
@@ -104,10 +105,16 @@ def test_a_failed_model_shows_its_status_and_the_reason_under_the_table():
 def test_a_host_whose_checks_stopped_early_shows_n_a_not_made_up_figures():
     lines = verify_summary(one_gpu(verify={}, vram={}, gateways=[dict(GATEWAY, status=None)], failures=["boom"]))
     r = row(lines, QWEN)
-    assert (r["health"], r["resting GiB"], r["VRAM"], r["KV tokens"], r["gateway"]) == (
-        "not checked", "n/a", "n/a", "n/a", "n/a")
-    assert r["expected GiB"] == "31.8 ± 3.0"
+    assert (r["health"], r["resting-GiB"], r["VRAM"], r["KV-tokens"], r["gateway"]) == (
+        "unchecked", "n/a", "n/a", "n/a", "n/a")
+    assert r["expected-GiB"] == "31.8±3.0"
     assert "resting VRAM n/a" in lines[0]
+
+
+def test_a_host_whose_gpu_could_not_be_read_shows_no_figure():
+    vram = {"used_gib": 0.0, "used_mib": 0, "gpus": [], "containers": {}, "cause": "no_library"}
+    lines = verify_summary(one_gpu(vram=vram, failures=["no GPU can be read"]))
+    assert "resting VRAM n/a" in lines[0] and "OFF" not in lines[0]
 
 
 def test_vram_off_target_says_off():
@@ -122,12 +129,14 @@ def test_vram_off_target_says_off():
 def test_the_gateway_lines_are_ready_to_paste_and_read_the_key_from_the_environment():
     lines = verify_summary(one_gpu())
     url = "http://192.0.2.10:4001/v1"
-    assert lines.count('  curl -s %s/models -H "Authorization: Bearer $LITELLM_MASTER_KEY"' % url) == 1
-    chat = next(line for line in lines if "/chat/completions" in line)
-    assert chat.startswith("  curl -s %s/chat/completions -H \"Authorization: Bearer $LITELLM_MASTER_KEY\"" % url)
-    assert '-d \'{"model": "qwen2.5-14b-instruct", "messages": [{"role": "user"' in chat
-    assert any('OpenAI(base_url="%s", api_key=os.environ["LITELLM_MASTER_KEY"])' % url in line for line in lines)
-    assert any('create(model="qwen2.5-14b-instruct"' in line for line in lines)
+    at = lines.index("  curl -s %s/models \\" % url)
+    assert lines[at + 1] == '    -H "Authorization: Bearer $LITELLM_MASTER_KEY"'
+    at = lines.index("  curl -s %s/chat/completions \\" % url)
+    assert lines[at + 1:at + 4] == ['    -H "Authorization: Bearer $LITELLM_MASTER_KEY" \\', '    -H "Content-Type: application/json" \\',
+                                    """    -d '{"model":"qwen2.5-14b-instruct","max_tokens":32,"messages":[{"role":"user","content":"Hello!"}]}'"""]
+    at = lines.index('  client = OpenAI(api_key=os.environ["LITELLM_MASTER_KEY"],')
+    assert lines[at + 1:at + 4] == ['                  base_url="%s")' % url, "  reply = client.chat.completions.create(",
+                                    '      model="qwen2.5-14b-instruct",']
 
 
 def test_no_key_is_printed_even_when_one_travels_with_the_facts():
@@ -142,7 +151,7 @@ def test_no_gateway_host_points_at_each_models_own_address():
     assert row(lines, QWEN)["gateway"] == "n/a"
     assert not [line for line in lines if "LITELLM_MASTER_KEY" in line]
     assert any(line.startswith("gateway: none") for line in lines)
-    assert "  qwen2.5-14b-instruct: http://127.0.0.1:8001/v1 (curl -s http://127.0.0.1:8001/v1/models)" in lines
+    assert "  qwen2.5-14b-instruct  curl -s http://127.0.0.1:8001/v1/models" in lines
 
 
 def test_a_host_without_gpu_says_so():
@@ -177,9 +186,44 @@ def test_a_loopback_gateway_says_where_it_answers():
 
 def test_a_model_name_with_a_quote_stays_one_shell_word():
     facts = one_gpu(models=[{"name": "it's"}], endpoints=[], verify={})
-    chat = next(line for line in verify_summary(facts) if "/chat/completions" in line)
-    assert chat.endswith("""-d '{"model": "it'"'"'s", "messages": [{"role": "user", "content": "Say hello in one sentence."}], "max_tokens": 32}'""")
+    lines = verify_summary(facts)
+    assert """    -d '{"model":"it'"'"'s","max_tokens":32,"messages":[{"role":"user","content":"Hello!"}]}'""" in lines
 
 
-def test_the_filter_is_the_function():
-    assert FilterModule().filters()["verify_summary"](one_gpu()) == verify_summary(one_gpu())
+def test_the_filter_gives_the_lines_with_each_paste_block_as_one_item():
+    lines = verify_summary(one_gpu(failures=["boom"]))
+    shown = FilterModule().filters()["verify_summary"](one_gpu(failures=["boom"]))
+    assert shown == for_display(lines)
+    assert shown[-1] == "FAILED: boom"
+    block = next(item for item in shown if "\n" in item)
+    assert block.splitlines() == [line[2:] for line in lines if line.startswith("  ")]
+    assert block.splitlines()[1] == "curl -s http://192.0.2.10:4001/v1/models \\"
+    assert [item for item in shown if "\n" not in item] == [line for line in lines if not line.startswith("  ")]
+
+
+def test_a_paste_block_prints_as_is_in_ansibles_yaml_result_format(tmp_path):
+    import json
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).resolve().parents[4]
+    (tmp_path / "facts.json").write_text(json.dumps({"facts": one_gpu()}))
+    (tmp_path / "p.yml").write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.debug:\n        msg: \"{{ facts | llmops.multillm.verify_summary }}\"\n")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(root / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(root / "collections"),
+               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default", ANSIBLE_CALLBACK_RESULT_FORMAT="yaml",
+               ANSIBLE_NOCOLOR="1")
+    playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+    run = subprocess.run([playbook, "-i", "localhost,", "-c", "local", "-e", "@" + str(tmp_path / "facts.json"),
+                          str(tmp_path / "p.yml")], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    block = next(item for item in FilterModule().filters()["verify_summary"](one_gpu()) if "\n" in item)
+    pasted = [line.strip() for line in block.splitlines()]
+    out = [line.strip() for line in run.stdout.splitlines()]
+    at = out.index(pasted[0])
+    assert out[at:at + len(pasted)] == pasted
+    row = next(line for line in out if QWEN in line and "55,952" in line)
+    assert re.split(r"\s{2,}", row)[:4] == ["- qwen2.5-14b-instruct", "0", "ok", "31.6"]
