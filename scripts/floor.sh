@@ -11,8 +11,9 @@ main_venv=${VENV:-.venv}
 floor_venv=${FLOOR_VENV:-.cache/floor-venv}  # .cache/: ignored by git and the linters
 floor=$(sed -n 's/^requires_ansible: *["'\'']>=\([0-9.]*\)["'\''].*/\1/p' meta/runtime.yml)
 [[ -n $floor ]] || { echo "floor: no requires_ansible \">=X.Y.Z\" in meta/runtime.yml" >&2; exit 2; }
-# The test tools at the same versions as the main toolchain.
-pins=$(grep -E '^(pytest|nvidia-ml-py)==' requirements-dev.txt | tr '\n' ' ')
+# The test tools at the same versions as the main toolchain (docker brings requests, which
+# community.docker's modules need in the tests that drive a fake Docker engine).
+pins=$(grep -E '^(pytest|nvidia-ml-py|docker)==' requirements-dev.txt | tr '\n' ' ')
 
 want="ansible-core==$floor $pins"
 if [[ ! -x $floor_venv/bin/python || "$(cat "$floor_venv/.stamp" 2>/dev/null)" != "$want" ]]; then
