@@ -19,7 +19,7 @@ def run(*argv):
 def main():
     run("docker", "rm", "-f", NAME)
     run("docker", "create", "--name", NAME, "-p", "127.0.0.1:18299:18299", "--security-opt", "no-new-privileges",
-        "multillm-standin:latest", "python3", "/usr/local/bin/standin.py", "--host", "0.0.0.0", "--port", "18299")
+        "multillm-fault-injector:latest", "python3", "/usr/local/bin/fault_injector.py", "--host", "0.0.0.0", "--port", "18299")
     took = []
     for _ in range(5):
         start = time.time()

@@ -28,7 +28,7 @@ collection=$(cd "${MULTILLM_ROOT:-$root}" && pwd)
 export ANSIBLE_CONFIG=$collection/ansible.cfg ANSIBLE_COLLECTIONS_PATH=$collection/collections ANSIBLE_FORCE_COLOR=0
 
 "$root/images/base/build.sh" >/dev/null
-"$root/images/standin/build.sh" >/dev/null
+"$root/images/fault-injector/build.sh" >/dev/null
 
 echo "boot_gating: starting the test host $host" >&2
 docker rm -f -v "$host" >/dev/null 2>&1 || true
@@ -41,10 +41,10 @@ docker run -d --name "$host" --hostname bootgating \
   --tmpfs /run --tmpfs /run/lock --tmpfs /tmp -e container=docker \
   multillm-base:bookworm /lib/systemd/systemd >/dev/null
 until docker exec "$host" systemctl is-system-running 2>/dev/null | grep -qE 'running|degraded'; do sleep 1; done
-echo "boot_gating: installing Docker in the test host and loading the stand-in image" >&2
+echo "boot_gating: installing Docker in the test host and loading the fault-injector image" >&2
 docker exec "$host" bash -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
   --no-install-recommends docker.io iptables python3-requests >/dev/null && systemctl is-active --quiet docker'
-docker save multillm-standin:latest | docker exec -i "$host" docker load -q >/dev/null
+docker save multillm-fault-injector:latest | docker exec -i "$host" docker load -q >/dev/null
 
 cat >"$work/inventory.yml" <<INV
 all:
@@ -54,12 +54,12 @@ all:
   vars:
     multillm_vram_strategy: static
     multillm_gpu_required: false
-    model_stack_server: standin
+    model_stack_server: fault_injector
     model_stack_image_pull: never
     multillm_models:
-      - {name: m5, model: standin/m5, port: 18201, gpu_memory_utilization: 0.3, health_timeout_s: 60, extra_args: [--load-delay, "5"]}
-      - {name: m10, model: standin/m10, port: 18202, gpu_memory_utilization: 0.3, health_timeout_s: 60, extra_args: [--load-delay, "10"]}
-      - {name: m15, model: standin/m15, port: 18203, gpu_memory_utilization: 0.3, health_timeout_s: 60, extra_args: [--load-delay, "15"]}
+      - {name: m5, model: injector/m5, port: 18201, gpu_memory_utilization: 0.3, health_timeout_s: 60, extra_args: [--load-delay, "5"]}
+      - {name: m10, model: injector/m10, port: 18202, gpu_memory_utilization: 0.3, health_timeout_s: 60, extra_args: [--load-delay, "10"]}
+      - {name: m15, model: injector/m15, port: 18203, gpu_memory_utilization: 0.3, health_timeout_s: 60, extra_args: [--load-delay, "15"]}
 INV
 
 cmd="ansible-playbook -i $work/inventory.yml playbooks/models.yml"

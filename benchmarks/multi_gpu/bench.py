@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Time to serve 4 models on 2 GPUs: per-GPU boot chains against one strict chain, in one run.
 
-Issue 17, item 7. Four stand-in models (images/standin/standin.py, /health 503 for its load
+Issue 17, item 7. Four fault-injector models (images/fault-injector/fault_injector.py, /health 503 for its load
 delay, then 200), two per GPU. Both boots use the collection's own pieces on this CPU machine:
 
   * the units' gate commands come from plugins/module_utils/_model_spec.model_specs (the spec
@@ -46,7 +46,7 @@ from ansible_collections.llmops.multillm.plugins.module_utils import _model_spec
 from ansible_collections.llmops.multillm.plugins.module_utils import _placement as pl  # noqa: E402
 
 HELPER = ROOT / "roles" / "model_stack" / "files" / "multillm-model-wait"
-STANDIN = ROOT / "images" / "standin" / "standin.py"
+INJECTOR = ROOT / "images" / "fault-injector" / "fault_injector.py"
 RESULTS = ROOT / "benchmarks" / "results"
 NAMES_GPUS = (("a0", 0), ("b0", 1), ("a1", 0), ("b1", 1))
 
@@ -73,7 +73,7 @@ def free_port():
 def models(delays, placed):
     out = []
     for (name, gpu), delay in zip(NAMES_GPUS, delays):
-        m = {"name": name, "model": "standin/" + name, "port": free_port(), "gpu_memory_utilization": 0.4,
+        m = {"name": name, "model": "injector/" + name, "port": free_port(), "gpu_memory_utilization": 0.4,
              "health_timeout_s": 120, "_delay": delay}
         if placed:
             m["gpus"] = [gpu]
@@ -108,7 +108,7 @@ class Unit(threading.Thread):
         self.times["container_started"] = time.time() - self.t0
         script = ms.GATE_SCRIPT.replace('"%s/release"' % ms.GATE_MOUNT, repr(str(gate_dir / "release")))
         entry = [sys.executable, "-I", "-S", "-c", script]
-        server = [sys.executable, str(STANDIN), "--host", "127.0.0.1", "--port", str(self.spec["port"]),
+        server = [sys.executable, str(INJECTOR), "--host", "127.0.0.1", "--port", str(self.spec["port"]),
                   "--model", self.spec["name"], "--load-delay", str(self.delay)]
         with open(self.logs / ("%s.server.log" % self.spec["name"]), "w") as log:
             self.server = subprocess.Popen(entry + server, stdout=log, stderr=subprocess.STDOUT)
@@ -173,7 +173,7 @@ def main():
     args = p.parse_args()
     delays = [float(x) for x in args.delays.split(",")]
     settings = {
-        "multillm_gpu_required": True, "multillm_vram_strategy": "static", "model_stack_server": "standin",
+        "multillm_gpu_required": True, "multillm_vram_strategy": "static", "model_stack_server": "fault_injector",
         "model_stack_helper_path": args.helper, "model_stack_health_poll_interval_s": 0.05,
         "model_stack_vram_settle_interval_s": args.settle_interval,
         "model_stack_vram_settle_samples": args.settle_samples, "model_stack_vram_settle_timeout_s": 30,

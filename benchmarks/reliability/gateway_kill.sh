@@ -20,9 +20,9 @@ mkdir -p "$OUT"
 source .venv/bin/activate
 export ANSIBLE_CONFIG=$PWD/ansible.cfg ANSIBLE_NOCOLOR=1
 lab() { docker exec "$LAB" "$@"; }
-# completions the model's stand-in server answered (its /metrics counter): requests that reached it
+# completions the model's fault-injector server answered (its /metrics counter): requests that reached it
 served() { lab curl -s "http://127.0.0.1:$(lab systemctl show "multillm-model-$MODEL.service" -p Description --value | sed 's/.*://')/metrics" \
-  | awk -F'} ' '/standin_requests_total\{path="\/v1\/chat\/completions",status="200"\}/{print $2}'; }
+  | awk -F'} ' '/fault_injector_requests_total\{path="\/v1\/chat\/completions",status="200"\}/{print $2}'; }
 procs() { lab ps -o pid,ppid,etimes,rss,args --ppid "$(lab systemctl show -p MainPID --value litellm-gateway)" -p "$(lab systemctl show -p MainPID --value litellm-gateway)"; }
 poll() { docker exec -i "$LAB" python3 - 0.05 "$1" http://127.0.0.1:4001/health/liveliness \
   < benchmarks/reliability/health_poll.py > "$2/health.log"; }

@@ -211,7 +211,7 @@ LITELLM_VERSION_RE = re.compile(r"([0-9]+)\.([0-9]+)\.([0-9]+)(\.post[0-9]+)?")
 
 # --- model_stack's own settings ------------------------------------------------------------
 
-SERVERS = ("vllm", "standin")
+SERVERS = ("vllm", "fault_injector")
 DEVICES = ("gpu", "cpu")
 IPC_MODES = ("host", "private")
 PREFIX_RE = re.compile(r"[a-z0-9][a-z0-9._-]*")
@@ -804,7 +804,7 @@ MODEL_STACK_DEFAULTS = {
     "model_stack_device": "gpu",
     "model_stack_image_kvcached": "multillm-kvcached-vllm:kvcached-v0.1.5-vllm-v0.19.0",
     "model_stack_image_static": "vllm/vllm-openai:v0.19.0",
-    "model_stack_image_standin": "multillm-standin:latest",
+    "model_stack_image_fault_injector": "multillm-fault-injector:latest",
     "model_stack_image_cpu": "multillm-vllm-cpu:latest",
     "model_stack_health_timeout_s": 900,
     "model_stack_health_poll_interval_s": 0.05,
@@ -882,7 +882,7 @@ def _pools_collide(a, b):
 # model_stack settings that end up in a unit file or a docker argument, by kind.
 MODEL_STACK_PATHS = ("model_stack_hf_cache_dir", "model_stack_hf_cache_mount", "model_stack_config_dir",
                      "model_stack_helper_path", "model_stack_docker_cli")
-MODEL_STACK_IMAGES = ("model_stack_image_kvcached", "model_stack_image_static", "model_stack_image_standin",
+MODEL_STACK_IMAGES = ("model_stack_image_kvcached", "model_stack_image_static", "model_stack_image_fault_injector",
                       "model_stack_image_cpu")
 NETWORK_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 SHM_SIZE_RE = re.compile(r"[0-9]{1,12}[bkmgBKMG]?")
@@ -926,7 +926,7 @@ def model_stack_errors(settings, models, host):
             r.add(key, s[key], "must be one of %s" % ", ".join(choices),
                   _did_you_mean(s[key], choices, action), "model-stack-setting")
 
-    choice("model_stack_server", SERVERS, "Use vllm, or standin on hosts that only test the stack.")
+    choice("model_stack_server", SERVERS, "Use vllm, or fault_injector only where a test injects a model fault.")
     choice("model_stack_device", DEVICES, "Use gpu, or cpu for vLLM's CPU build (no GPU, no kvcached).")
     poll = s["model_stack_health_poll_interval_s"]
     if not _is_number(poll) or poll <= 0 or poll > 60:

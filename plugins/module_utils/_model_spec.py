@@ -151,8 +151,8 @@ def _argv(m, s, prefix_off_by_flag):
     name, port = m["name"], str(m["port"])
     max_len = ["--max-model-len", str(m["max_model_len"])] if m.get("max_model_len") is not None else []
     extra = [str(a) for a in m.get("extra_args") or []]
-    if s["model_stack_server"] == "standin":
-        return ["python3", "/usr/local/bin/standin.py", "--host", "0.0.0.0", "--port", port, "--model", name] \
+    if s["model_stack_server"] == "fault_injector":
+        return ["python3", "/usr/local/bin/fault_injector.py", "--host", "0.0.0.0", "--port", port, "--model", name] \
             + max_len + extra
     argv = ["vllm", "serve", m["model"], "--host", "0.0.0.0", "--port", port, "--served-model-name", name]
     # The CPU mapping (model_stack_device: cpu): the CPU build sizes its KV cache from
@@ -202,8 +202,8 @@ def _env(m, s, kvc, use_kvcached, pool, prefix_off_by_flag):
 def _image(m, s):
     if m.get("image"):
         return m["image"]
-    if s["model_stack_server"] == "standin":
-        return s["model_stack_image_standin"]
+    if s["model_stack_server"] == "fault_injector":
+        return s["model_stack_image_fault_injector"]
     if s["model_stack_device"] == "cpu":
         return s["model_stack_image_cpu"]
     return s["model_stack_image_" + s["multillm_vram_strategy"]]
@@ -327,7 +327,7 @@ def model_spec(index, models, settings, before=None, start_after_s=0):
         # against kv_tokens, the capacity in tokens the model's slice promises (None: no check).
         "metrics_url": "http://%s:%s/metrics" % (LOOPBACK, port),
         "kv_tokens": m.get("kv_tokens"),
-        # The host folder of its vLLM cache ("" for the stand-in server).
+        # The host folder of its vLLM cache ("" for the fault injector).
         "vllm_cache_dir": vllm_cache,
         "health_timeout_s": health_timeout,
         # How long the play watches the unit once the model is released: health, then settle.

@@ -1,6 +1,6 @@
 """Behaviour of llmops.multillm.litellm_gateway on a converged systemd container.
 
-The gateway fronts stand-in model servers (images/standin/standin.py): "chat" on this host
+The gateway fronts fault-injecting model servers (images/fault-injector/fault_injector.py): "chat" on this host
 and on the imaginary host gpu-b (127.0.0.2 in the container), "ocr" on this host, and
 "broken", which converge marked as failed its health gate. Clients run on the Molecule host
 (the team venv's official `openai` package) and reach the container on its bridge address.
@@ -34,7 +34,7 @@ CONTAINER = "multillm-litellm_gateway"
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 LOADGEN = os.path.join(REPO, "benchmarks", "gateway_overhead", "loadgen.py")
-# Model names (served by the stand-ins as model_stack serves them: --served-model-name <name>)
+# Model names (served by the fault-injecting backends as model_stack serves them: --served-model-name <name>)
 # and the repositories they stand for.
 BACKENDS = {"chat": "test/chat-model", "ocr": "test/ocr-model"}
 # gpu-b is an inventory-only host (never connected to): test the container alone.
@@ -83,9 +83,9 @@ def load_during(host, address, fault, seconds=30, fault_at=5):
     gateway restarts is answered late, not failed. A request whose reused keep-alive connection
     broke before any answer is resent once on a new connection and counted apart
     (stale_retries), as HTTP clients do; every other error counts as failed. Also returns how
-    many completions the "chat" stand-ins (both hosts) answered meanwhile.
+    many completions the "chat" backends (both hosts) answered meanwhile.
     """
-    before = sum(standin_chat_count(host, ip) for ip in ("127.0.0.1", "127.0.0.2"))
+    before = sum(backend_chat_count(host, ip) for ip in ("127.0.0.1", "127.0.0.2"))
     proc = subprocess.Popen(
         [sys.executable, LOADGEN, "--url", "http://%s:%d/v1/chat/completions" % (address, PORT),
          "--model", "chat", "--key", KEY, "--connections", str(LOAD_CONNECTIONS), "--duration", str(seconds),
@@ -101,14 +101,14 @@ def load_during(host, address, fault, seconds=30, fault_at=5):
             proc.kill()
     assert proc.returncode == 0, err
     result = json.loads(out)
-    result["backend_answered"] = sum(standin_chat_count(host, ip) for ip in ("127.0.0.1", "127.0.0.2")) - before
+    result["backend_answered"] = sum(backend_chat_count(host, ip) for ip in ("127.0.0.1", "127.0.0.2")) - before
     return result
 
 
 def assert_no_request_lost(result):
     """Nothing refused, and nothing that reached a model lost: a request may fail only by racing a
     worker's shutdown (at most one per connection), and then it never reached a model (the
-    stand-ins answered exactly the successes), so a client's resend is safe."""
+    backends answered exactly the successes), so a client's resend is safe."""
     assert set(result["errors"]) <= CLOSED_BEFORE_ANSWER, result["errors"]
     assert result["failed"] <= LOAD_CONNECTIONS, result
     assert result["backend_answered"] == result["ok"], result
@@ -298,17 +298,17 @@ def test_missing_key_is_refused_with_401(address):
     assert exc.value.code == 401
 
 
-def standin_chat_count(host, ip):
+def backend_chat_count(host, ip):
     metrics = host.check_output("curl -sf http://%s:8001/metrics", ip)
-    m = re.search(r'standin_requests_total\{path="/v1/chat/completions",status="200"\} (\d+)', metrics)
+    m = re.search(r'fault_injector_requests_total\{path="/v1/chat/completions",status="200"\} (\d+)', metrics)
     return int(m.group(1)) if m else 0
 
 
 def test_same_model_on_two_hosts_is_load_balanced(host, client):
-    before = {ip: standin_chat_count(host, ip) for ip in ("127.0.0.1", "127.0.0.2")}
+    before = {ip: backend_chat_count(host, ip) for ip in ("127.0.0.1", "127.0.0.2")}
     for _ in range(40):
         client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "spread"}], max_tokens=4)
-    after = {ip: standin_chat_count(host, ip) for ip in ("127.0.0.1", "127.0.0.2")}
+    after = {ip: backend_chat_count(host, ip) for ip in ("127.0.0.1", "127.0.0.2")}
     served = {ip: after[ip] - before[ip] for ip in after}
     assert sum(served.values()) == 40
     # simple-shuffle: with 40 requests each backend gets some (chance of a miss: 2 * 0.5**40).
@@ -337,9 +337,9 @@ def test_drain_and_restore_under_load_reload_and_lose_no_request(host, address):
         seen["drain"] = drain_command(host, "drain", "gpu-b")
         seen["during"] = deployments_of(host)
         seen["list"] = drain_command(host, "list")
-        gpu_b = standin_chat_count(host, "127.0.0.2")
+        gpu_b = backend_chat_count(host, "127.0.0.2")
         time.sleep(3)
-        seen["gpu_b_while_drained"] = standin_chat_count(host, "127.0.0.2") - gpu_b
+        seen["gpu_b_while_drained"] = backend_chat_count(host, "127.0.0.2") - gpu_b
         seen["restore"] = drain_command(host, "restore", "gpu-b")
 
     result = load_during(host, address, fault, seconds=20, fault_at=4)

@@ -25,11 +25,11 @@ EVENT_RE = re.compile(r"event=(\w+) t=([0-9.]+)")
 
 def base_models():
     return [
-        {"name": "alpha", "model": "standin/alpha", "port": 18101, "gpu_memory_utilization": 0.2,
+        {"name": "alpha", "model": "injector/alpha", "port": 18101, "gpu_memory_utilization": 0.2,
          "health_timeout_s": 30, "extra_args": ["--load-delay", "2"], "kvcached": {"limit_gib": 2}},
-        {"name": "beta", "model": "standin/beta", "port": 18102, "gpu_memory_utilization": 0.2,
+        {"name": "beta", "model": "injector/beta", "port": 18102, "gpu_memory_utilization": 0.2,
          "health_timeout_s": 30, "extra_args": ["--load-delay", "3"]},
-        {"name": "gamma", "model": "standin/gamma", "port": 18103, "gpu_memory_utilization": 0.2,
+        {"name": "gamma", "model": "injector/gamma", "port": 18103, "gpu_memory_utilization": 0.2,
          "health_timeout_s": 30, "extra_args": ["--load-delay", "2.5"]},
     ]
 
@@ -167,7 +167,7 @@ def test_no_other_container_reaches_a_model_server(host):
         # The host itself reaches the server (as it does on 127.0.0.1), so the probe can succeed.
         assert host.run("curl -fsS -m 3 -o /dev/null http://%s:%s/health", ip, str(port)).rc == 0
         for network in ("bridge", "multillm-models"):
-            out = host.run("docker run --rm --network %s multillm-standin:latest " + probe, network, ip, str(port))
+            out = host.run("docker run --rm --network %s multillm-fault-injector:latest " + probe, network, ip, str(port))
             assert out.rc != 0 and "reached" not in out.stdout, (
                 "a container on %s reached model %s at %s:%s" % (network, name, ip, port))
 
@@ -235,7 +235,7 @@ def test_changing_one_model_restarts_that_model_only(host):
     # alpha's gate (alpha still ready), and alpha and gamma, unchanged, keep running.
     before = {name: inspect(host, name)["State"]["StartedAt"] for name, _, _ in MODELS}
     models = base_models()
-    models[1]["env"] = {"STANDIN_CHANGED": "yes"}
+    models[1]["env"] = {"MODEL_CHANGED": "yes"}
     rc, out = converge(models)
     assert rc == 0, out[-3000:]
     assert "Start the next model of the chain" not in out, "the play still starts models one by one"
@@ -244,7 +244,7 @@ def test_changing_one_model_restarts_that_model_only(host):
     assert after["alpha"] == before["alpha"], "alpha was restarted though it did not change"
     assert after["gamma"] == before["gamma"], "gamma was restarted though it did not change"
     env = dict(e.split("=", 1) for e in inspect(host, "beta")["Config"]["Env"])
-    assert env["STANDIN_CHANGED"] == "yes"
+    assert env["MODEL_CHANGED"] == "yes"
 
 
 def test_after_a_reboot_the_models_come_up_in_order_never_together(host):
@@ -263,9 +263,9 @@ def test_a_removed_model_goes_and_a_model_that_never_gets_healthy_stops_the_boot
     # One play does both (each converge costs half a minute here): beta leaves the list,
     # and behind gamma come broken (never healthy) and late (must never start).
     models = [m for m in base_models() if m["name"] != "beta"] + [
-        {"name": "broken", "model": "standin/broken", "port": 18104, "gpu_memory_utilization": 0.2,
+        {"name": "broken", "model": "injector/broken", "port": 18104, "gpu_memory_utilization": 0.2,
          "health_timeout_s": 4, "extra_args": ["--load-delay", "1", "--fail-mode", "never-healthy"]},
-        {"name": "late", "model": "standin/late", "port": 18105, "gpu_memory_utilization": 0.2,
+        {"name": "late", "model": "injector/late", "port": 18105, "gpu_memory_utilization": 0.2,
          "health_timeout_s": 30, "extra_args": ["--load-delay", "1"]},
     ]
     rc, out = converge(models)
@@ -284,7 +284,7 @@ def test_a_removed_model_goes_and_a_model_that_never_gets_healthy_stops_the_boot
     assert "model broken (multillm_models[2]" in out, out[-3000:]
     assert "did not answer http://127.0.0.1:18104/health with 200 within health_timeout_s=4" in out
     assert "Not started after it: late" in out
-    assert "standin model=broken event=loading_stuck" in out, "the failure does not show the model's log"
+    assert "fault-injector model=broken event=loading_stuck" in out, "the failure does not show the model's log"
     assert "hf_molecule_secret" not in out, "the token leaked into the play output"
     # late's container may have started behind broken's (the gate), but its server never ran.
     assert not [e for e, _ in events(host, "late") if e == "loading_started"], "late loaded behind a failed model"

@@ -57,7 +57,7 @@ def specs(base):
                  metrics_url=base + "/q", kv_tokens=55952),
             dict(common, name="paddleocr-vl", index=1, unit="multillm-model-paddleocr-vl.service",
                  metrics_url=base + "/o", kv_tokens=None),
-            dict(common, name="standin", index=2, server="standin", metrics_url=base + "/none", kv_tokens=1)]
+            dict(common, name="injector", index=2, server="fault_injector", metrics_url=base + "/none", kv_tokens=1)]
 
 
 def run(tmp_path, task, variables):
@@ -90,7 +90,7 @@ def test_verify_reads_every_vllm_model_and_reports_the_squeezed_one(tmp_path, me
     assert proc.returncode != 0, out
     assert "model qwen2.5-14b-instruct (multillm_models[0]) has a KV cache of 40240 tokens" in flat
     assert "paddleocr-vl: 55952 KV tokens (3497 blocks x 16), no plan" in flat
-    assert "standin" not in out.split("TASK [")[-1].split("PLAY RECAP")[0].replace("'standin'", "")
+    assert "injector" not in out.split("TASK [")[-1].split("PLAY RECAP")[0].replace("'injector'", "")
     assert SENTINEL not in out
 
 

@@ -69,7 +69,7 @@ def test_default_model_stack_settings_pass():
     ("model_stack_progress_every_s", 0, "1 or more"),
     ("model_stack_health_timeout_s", 0.5, "whole number"),
     ("model_stack_name_prefix", "Multillm-", "lower-case"),
-    ("model_stack_server", "tgi", "must be one of vllm, standin"),
+    ("model_stack_server", "tgi", "must be one of vllm, fault_injector"),
     ("model_stack_device", "tpu", "must be one of gpu, cpu"),
     ("model_stack_vllm_version", "latest", "X.Y.Z"),
     ("model_stack_kvcached_version", "0.1", "X.Y.Z"),

@@ -207,12 +207,12 @@ def test_cpu_device_maps_in_one_place():
         assert "--no-enable-prefix-caching" not in qwen["command"]
 
 
-def test_standin_runs_the_stand_in_server():
-    (qwen,) = specs([dict(QWEN, extra_args=["--load-delay", "2"])], model_stack_server="standin",
+def test_fault_injector_runs_the_fault_injector_server():
+    (qwen,) = specs([dict(QWEN, extra_args=["--load-delay", "2"])], model_stack_server="fault_injector",
                     multillm_gpu_required=False)
-    assert qwen["command"] == ["python3", "/usr/local/bin/standin.py", "--host", "0.0.0.0", "--port", "8001",
+    assert qwen["command"] == ["python3", "/usr/local/bin/fault_injector.py", "--host", "0.0.0.0", "--port", "8001",
                                "--model", "qwen2.5-14b-instruct", "--max-model-len", "32768", "--load-delay", "2"]
-    assert qwen["image"] == "multillm-standin:latest" and qwen["device_requests"] == []
+    assert qwen["image"] == "multillm-fault-injector:latest" and qwen["device_requests"] == []
     # The kvcached environment is the same whatever server runs (kvcached 0.1.5: 0 is unlimited).
     assert qwen["env"]["KVCACHED_MAX_CACHED_TOKENS"] == "16"
 

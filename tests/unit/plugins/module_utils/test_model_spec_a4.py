@@ -29,8 +29,8 @@ def test_the_cpu_build_keeps_its_cache_too():
     assert "/var/lib/multillm/vllm-cache/qwen2.5-14b-instruct:/root/.cache/vllm" in qwen["volumes"]
 
 
-def test_the_standin_server_gets_no_vllm_cache():
-    (qwen,) = ms.model_specs([QWEN], {"model_stack_server": "standin"})
+def test_the_fault_injector_gets_no_vllm_cache():
+    (qwen,) = ms.model_specs([QWEN], {"model_stack_server": "fault_injector"})
     assert qwen["vllm_cache_dir"] == "" and "VLLM_CACHE_ROOT" not in qwen["env"]
     assert not [v for v in qwen["volumes"] if "vllm-cache" in v]
 

@@ -58,8 +58,8 @@ def test_named_gpus_give_device_ids_and_tensor_parallel_over_them():
     assert (s["tp"]["gpus"], s["b1"]["gpus"]) == (["0", "1"], ["1"])
 
 
-def test_the_tensor_parallel_flag_is_not_rendered_for_the_standin_or_the_cpu_build():
-    assert "--tensor-parallel-size" not in by_name(specs(HGX, model_stack_server="standin"))["tp"]["command"]
+def test_the_tensor_parallel_flag_is_not_rendered_for_the_fault_injector_or_the_cpu_build():
+    assert "--tensor-parallel-size" not in by_name(specs(HGX, model_stack_server="fault_injector"))["tp"]["command"]
     assert "--tensor-parallel-size" not in by_name(specs(HGX, model_stack_device="cpu"))["tp"]["command"]
 
 

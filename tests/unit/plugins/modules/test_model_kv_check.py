@@ -76,10 +76,10 @@ def test_fails_naming_the_squeezed_model_only(metrics):
 
 
 def test_a_server_without_the_metric_fails_naming_it(metrics):
-    r = run({"host": "gpu1", "models": [model(metrics, "standin", "/s", "up 1\n", 1000),
+    r = run({"host": "gpu1", "models": [model(metrics, "injector", "/s", "up 1\n", 1000),
                                         model(metrics, "gone", "/missing", None, 1000, 1)]})
     assert r["failed"]
-    assert "model standin (multillm_models[0]): its KV capacity could not be read" in r["msg"]
+    assert "model injector (multillm_models[0]): its KV capacity could not be read" in r["msg"]
     assert "no vllm:cache_config_info" in r["msg"]
     assert "model gone (multillm_models[1])" in r["msg"] and "404" in r["msg"]
 

@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""STAND-IN model server: an OpenAI-compatible HTTP server with NO model behind it.
+"""FAULT INJECTOR: an OpenAI-compatible HTTP server with NO model behind it.
 
-It exists for machines without a GPU (the lab host, Molecule, CI, benchmarks): it
-behaves like a vLLM server from the outside (``/health``, ``/v1/models``,
-``/v1/chat/completions`` with and without streaming, ``/metrics``) and answers with
-a deterministic echo of the last user message. It is not an LLM.
+Real serving is tested with real vLLM (images/vllm). This server exists where a fault
+has to be injected, which a real model server cannot be made to do on demand: a model
+that never turns healthy, hangs, crashes while loading or after, or answers errors
+(Molecule model_stack's failure test, the litellm_gateway scenario's backends, the
+benchmarks of the gate and the gateway). From the outside it behaves like a vLLM server
+(``/health``, ``/v1/models``, ``/v1/chat/completions`` with and without streaming,
+``/metrics``) and answers with a deterministic echo of the last user message. It is not
+an LLM.
 
 Load behaviour: the port is open at once; ``/health`` answers 503 while "loading"
 and 200 after ``--load-delay`` seconds. Failure modes (``--fail-mode``) simulate a
@@ -12,11 +16,11 @@ model that never gets healthy, crashes while loading, crashes when loading ends,
 dies some time after being healthy, or answers completions with errors.
 
 Every event is logged to stderr as one line:
-``<ISO-8601 UTC time> standin model=<name> event=<event> t=<unix time> ...``
+``<ISO-8601 UTC time> fault-injector model=<name> event=<event> t=<unix time> ...``
 so tests can order "loading_started" and "healthy" across several servers.
 
 Python 3 standard library only. CLI (kept stable, other roles rely on it):
-``python3 standin.py --host 127.0.0.1 --port 8001 --model NAME [--load-delay S]
+``python3 fault_injector.py --host 127.0.0.1 --port 8001 --model NAME [--load-delay S]
 [--fail-mode never-healthy]``
 """
 
@@ -42,14 +46,14 @@ FAIL_MODES = (
     "error-responses",  # healthy, but completions answer 500
 )
 MAX_BODY = 8 * 1024 * 1024
-STAND_IN_NOTE = "stand-in server (no model loaded): deterministic echo"
+NOTE = "fault injector (no model loaded): deterministic echo"
 
 
 def log(model, event, **fields):
     now = time.time()
     stamp = datetime.datetime.fromtimestamp(now, datetime.timezone.utc).isoformat(timespec="microseconds")
     extra = "".join(f" {k}={v}" for k, v in fields.items())
-    sys.stderr.write(f"{stamp} standin model={model} event={event} t={now:.6f}{extra}\n")
+    sys.stderr.write(f"{stamp} fault-injector model={model} event={event} t={now:.6f}{extra}\n")
     sys.stderr.flush()
 
 
@@ -77,7 +81,7 @@ def kvcached_segment(model):
     if os.environ.get("ENABLE_KVCACHED", "").lower() not in ("1", "true", "yes"):
         return
     ipc = os.environ.get("KVCACHED_IPC_NAME") or f"kvcached_vLLM_{os.getpgid(0)}"
-    limit = int(float(os.environ.get("STANDIN_KV_LIMIT_GIB", "1")) * (1 << 30))
+    limit = int(float(os.environ.get("FAULT_INJECTOR_KV_LIMIT_GIB", "1")) * (1 << 30))
     try:
         with open(os.path.join("/dev/shm", ipc), "wb") as f:
             f.write(struct.pack("<qqq", limit, 0, 0))
@@ -133,7 +137,7 @@ def reply_for(model, messages, max_tokens):
         prompt_words += len(words(text))
         if m.get("role") == "user":
             last_user = text
-    out = f"[stand-in {model}] {last_user}".split()
+    out = f"[fault-injector {model}] {last_user}".split()
     finish = "stop"
     if max_tokens is not None and len(out) > max_tokens:
         out, finish = out[:max_tokens], "length"
@@ -145,7 +149,7 @@ class Handler(BaseHTTPRequestHandler):
     # connection waits ~40 ms for the peer's delayed ACK (Nagle), which a real vLLM does not do.
     disable_nagle_algorithm = True
     protocol_version = "HTTP/1.1"
-    server_version = "multillm-standin/1"
+    server_version = "multillm-fault-injector/1"
     state = None  # set in main()
 
     def log_message(self, fmt, *args):  # quiet access log; events are logged by log()
@@ -188,13 +192,13 @@ class Handler(BaseHTTPRequestHandler):
                 self.end_headers()
                 self.state.count(path, 200)
             else:
-                self.send_error_json(HTTPStatus.SERVICE_UNAVAILABLE, "stand-in model is loading", "service_unavailable")
+                self.send_error_json(HTTPStatus.SERVICE_UNAVAILABLE, "fault injector: model is loading", "service_unavailable")
         elif path == "/v1/models":
             self.send_json(HTTPStatus.OK, {"object": "list", "data": [self.model_card()]})
         elif path == "/metrics":
             self.send_metrics()
         elif path == "/version":
-            self.send_json(HTTPStatus.OK, {"version": "standin-1", "note": STAND_IN_NOTE})
+            self.send_json(HTTPStatus.OK, {"version": "fault-injector-1", "note": NOTE})
         else:
             self.send_error_json(HTTPStatus.NOT_FOUND, f"no route {path}", "not_found")
 
@@ -209,14 +213,14 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error_json(HTTPStatus.BAD_REQUEST, f"invalid JSON body: {exc}")
             return
         if not self.state.healthy:
-            self.send_error_json(HTTPStatus.SERVICE_UNAVAILABLE, "stand-in model is loading", "service_unavailable")
+            self.send_error_json(HTTPStatus.SERVICE_UNAVAILABLE, "fault injector: model is loading", "service_unavailable")
             return
         model = req.get("model", self.state.args.model)
         if model != self.state.args.model:
             self.send_error_json(HTTPStatus.NOT_FOUND, f"The model `{model}` does not exist.", "NotFoundError")
             return
         if self.state.args.fail_mode == "error-responses":
-            self.send_error_json(HTTPStatus.INTERNAL_SERVER_ERROR, "stand-in fail-mode error-responses", "internal_server_error")
+            self.send_error_json(HTTPStatus.INTERNAL_SERVER_ERROR, "fault injector: fail-mode error-responses", "internal_server_error")
             return
         if path == "/v1/completions":
             messages = [{"role": "user", "content": str(req.get("prompt", ""))}]
@@ -247,7 +251,7 @@ class Handler(BaseHTTPRequestHandler):
             "id": self.state.args.model,
             "object": "model",
             "created": int(self.state.started),
-            "owned_by": "multillm-standin",
+            "owned_by": "multillm-fault-injector",
             "root": self.state.args.model,
             "parent": None,
             "max_model_len": self.state.args.max_model_len,
@@ -260,7 +264,7 @@ class Handler(BaseHTTPRequestHandler):
                     "model": model, "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}],
                     "usage": usage}
         return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-                "model": model, "system_fingerprint": "standin",
+                "model": model, "system_fingerprint": "fault-injector",
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish,
                              "logprobs": None}],
                 "usage": usage}
@@ -311,24 +315,24 @@ class Handler(BaseHTTPRequestHandler):
     def send_metrics(self):
         s = self.state
         lines = [
-            "# HELP standin_info Stand-in model server (no model loaded).",
-            "# TYPE standin_info gauge",
-            f'standin_info{{model_name="{s.args.model}",fail_mode="{s.args.fail_mode}"}} 1',
-            "# HELP standin_healthy 1 once the simulated load has finished.",
-            "# TYPE standin_healthy gauge",
-            f"standin_healthy {1 if s.healthy else 0}",
-            "# HELP standin_uptime_seconds Seconds since the process started.",
-            "# TYPE standin_uptime_seconds gauge",
-            f"standin_uptime_seconds {time.time() - s.started:.3f}",
-            "# HELP standin_requests_total Requests answered, by path and status.",
-            "# TYPE standin_requests_total counter",
+            "# HELP fault_injector_info Fault injector model server (no model loaded).",
+            "# TYPE fault_injector_info gauge",
+            f'fault_injector_info{{model_name="{s.args.model}",fail_mode="{s.args.fail_mode}"}} 1',
+            "# HELP fault_injector_healthy 1 once the simulated load has finished.",
+            "# TYPE fault_injector_healthy gauge",
+            f"fault_injector_healthy {1 if s.healthy else 0}",
+            "# HELP fault_injector_uptime_seconds Seconds since the process started.",
+            "# TYPE fault_injector_uptime_seconds gauge",
+            f"fault_injector_uptime_seconds {time.time() - s.started:.3f}",
+            "# HELP fault_injector_requests_total Requests answered, by path and status.",
+            "# TYPE fault_injector_requests_total counter",
         ]
         with s.lock:
             for (path, status), n in sorted(s.requests.items()):
-                lines.append(f'standin_requests_total{{path="{path}",status="{status}"}} {n}')
-            lines += ["# HELP standin_generation_tokens_total Words sent as completion tokens.",
-                      "# TYPE standin_generation_tokens_total counter",
-                      f"standin_generation_tokens_total {s.tokens_out}"]
+                lines.append(f'fault_injector_requests_total{{path="{path}",status="{status}"}} {n}')
+            lines += ["# HELP fault_injector_generation_tokens_total Words sent as completion tokens.",
+                      "# TYPE fault_injector_generation_tokens_total counter",
+                      f"fault_injector_generation_tokens_total {s.tokens_out}"]
         body = ("\n".join(lines) + "\n").encode()
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", "text/plain; version=0.0.4")
@@ -338,10 +342,10 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description="STAND-IN OpenAI-compatible model server (no model; deterministic echo).")
+    p = argparse.ArgumentParser(description="FAULT INJECTOR: OpenAI-compatible model server (no model; deterministic echo).")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
-    p.add_argument("--model", default="standin", help="served model name, as in /v1/models")
+    p.add_argument("--model", default="fault-injector", help="served model name, as in /v1/models")
     p.add_argument("--load-delay", type=float, default=0.0, help="seconds /health answers 503 before 200")
     p.add_argument("--fail-mode", choices=FAIL_MODES, default="none", help="simulated failure (default none)")
     p.add_argument("--fail-after", type=float, default=5.0, help="die-after-healthy: seconds healthy before exit")
@@ -371,7 +375,7 @@ def main(argv=None):
     # As PID 1 in a container, a process without handlers ignores SIGTERM.
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log(args.model, "listening", host=args.host, port=args.port, note="STAND-IN_no_model")
+    log(args.model, "listening", host=args.host, port=args.port, note="FAULT-INJECTOR_no_model")
     threading.Thread(target=loader, args=(state,), daemon=True).start()
     try:
         server.serve_forever(poll_interval=0.05)
