@@ -104,4 +104,3 @@ def test_with_every_image_there_the_check_passes(tmp_path):
     tasks = [t for t in TASKS if "community.docker.docker_image_info" in t or "ansible.builtin.assert" in t]
     rc, out, _posts = run(tmp_path, tasks, {PRESENT, MISSING})
     assert rc == 0, out
-
