@@ -2,7 +2,8 @@
 
 For every rule id of plugins/module_utils/_contract.py (RULES), the rule and the message the
 first broken inventory of tests/preflight/adversarial/cases.yml that breaks it gets, as
-preflight prints it. test_contract_doc.py checks that the document holds exactly this text;
+preflight prints it; then the gateway's on-host rules (plugins/module_utils/_gateway.py,
+RULES) with the message of one bad value. test_contract_doc.py checks that the document holds exactly this text;
 `python tests/preflight/contract_doc.py` rewrites it.
 """
 
@@ -18,7 +19,7 @@ END = "<!-- rules: end -->"
 
 sys.path.insert(0, str(HERE))
 import test_adversarial as adversarial  # noqa: E402  (its inventories and its Python path)
-from ansible_collections.llmops.multillm.plugins.module_utils import _contract  # noqa: E402
+from ansible_collections.llmops.multillm.plugins.module_utils import _contract, _gateway  # noqa: E402
 
 # The one rule decided outside the contract (the localhost play of playbooks/preflight.yml).
 PLAYBOOK_EXAMPLES = {
@@ -26,6 +27,36 @@ PLAYBOOK_EXAMPLES = {
                         "groups must hold at least one host. Put the GPU servers in multillm_gpu_hosts and the "
                         "gateway host in multillm_gateway (a single server goes in both). [inventory-groups]",
 }
+
+
+# The gateway's on-host rules (plugins/module_utils/_gateway.py): no offline inventory breaks
+# them, so their examples are what the filter says for a gateway host with one bad value.
+GATEWAY_HOST = {
+    "litellm_gateway_version": "1.106.12", "litellm_gateway_master_key": "sk-doc-example-key-0001",
+    "litellm_gateway_port": 4001, "litellm_gateway_bind_address": "0.0.0.0", "litellm_gateway_num_workers": 2,
+    "litellm_gateway_max_requests_before_restart": 10000, "litellm_gateway_max_requests_before_restart_jitter": 1000,
+    "litellm_gateway_gc_threshold": [7000, 10, 10], "litellm_gateway_extra_env": {}, "litellm_gateway_user": "litellm",
+    "service_mgr": "systemd", "backends": ["h"], "unpublished": [], "drain_dir": "/etc/litellm-gateway/drained",
+    "deployments": [{"name": "chat", "host": "127.0.0.1", "port": 8001, "api_base": "http://127.0.0.1:8001/v1",
+                     "backend": "h"}],
+    "listeners": [], "socket_show": [], "service_show": [], "service_name": "litellm-gateway.service",
+    "socket_unit": "litellm-gateway.socket", "cgroups": [],
+}
+GATEWAY_CASES = {
+    "gateway-systemd": {"service_mgr": "sysvinit"},
+    "gateway-workers": {"litellm_gateway_num_workers": 1},
+    "gateway-gc-threshold": {"litellm_gateway_gc_threshold": [7000, 0, 10]},
+    "gateway-endpoints": {"backends": ["h", "gpu-c"], "unpublished": ["gpu-c"]},
+    "gateway-models": {"deployments": []},
+    "gateway-port-taken": {"listeners": [{"address": "127.0.0.1", "port": 4001, "pid": 77, "name": "python3",
+                                          "user": "root"}]},
+}
+
+
+def gateway_example(rule_id):
+    """The message of gateway_errors for GATEWAY_HOST with the rule's one bad value."""
+    messages = _gateway.gateway_errors(dict(GATEWAY_HOST, **GATEWAY_CASES[rule_id]), "h")
+    return next(m for m in messages if m.endswith("[%s]" % rule_id))
 
 
 def example(rule_id):
@@ -48,6 +79,13 @@ def section():
         case, msg = example(rule_id)
         msg = msg.replace("|", "\\|").replace("`", "'")
         lines.append("| `%s` | %s | `%s`: %s |" % (rule_id, text.replace("|", "\\|"), case, msg))
+    lines += ["", "Checked on the gateway host before anything changes (`roles/litellm_gateway/tasks/preflight.yml`, "
+              "filter `llmops.multillm.gateway_errors`), besides the gateway rules above:", "",
+              "| id | rule | example (one bad value on a gateway host, then the message) |", "| --- | --- | --- |"]
+    for rule_id, text in _gateway.RULES:
+        case = ", ".join("%s=%r" % kv for kv in sorted(GATEWAY_CASES[rule_id].items()))
+        msg = gateway_example(rule_id).replace("|", "\\|").replace("`", "'")
+        lines.append("| `%s` | %s | %s: %s |" % (rule_id, text.replace("|", "\\|"), case.replace("|", "\\|"), msg))
     lines += ["", END]
     return "\n".join(lines)
 
