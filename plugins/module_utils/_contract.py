@@ -36,7 +36,8 @@ RULES = (
     ("unknown-variable", "every multillm_* variable is one the contract knows"),
     ("strategy", "multillm_vram_strategy is kvcached or static"),
     ("gpu-size", "multillm_gpu_memory_gib is a finite number of GiB above 0 and below 1024 (a larger one is MiB)"),
-    ("resting-target", "multillm_resting_vram_gib is set, finite, 0 or more and at most the GPU size"),
+    ("resting-target", "multillm_resting_vram_gib is unset (measured, not checked) or finite, 0 or more and at most "
+                       "the GPU size"),
     ("tolerance", "multillm_resting_vram_tolerance_gib is finite, 0 or more, and below the resting target"),
     ("utilization-cap", "multillm_static_utilization_cap is a fraction above 0 and at most 1"),
     ("gpu-required", "multillm_gpu_required is a boolean"),
@@ -91,7 +92,8 @@ CONTRACT_DEFAULTS = {
     "multillm_vram_strategy": "kvcached",
     "multillm_gpu_required": True,
     "multillm_gpu_memory_gib": 79.6,
-    "multillm_resting_vram_gib": 58,
+    # Unset: verify measures and shows the total, checks each GPU and model (resting_gib) only.
+    "multillm_resting_vram_gib": None,
     "multillm_resting_vram_tolerance_gib": 4,
     "multillm_static_utilization_cap": 0.95,
     "multillm_models": [],
@@ -480,11 +482,11 @@ def _check_scalars(c, r):
     resting = c.get("multillm_resting_vram_gib", CONTRACT_DEFAULTS["multillm_resting_vram_gib"])
     resting_ok = False
     if resting is None:
-        r.add("multillm_resting_vram_gib", resting, "must be set: without a target the resting check measures "
-              "nothing", "Set the resting VRAM the models should hold together, e.g. 58.", "resting-target")
+        pass  # unset: verify measures the total and shows it, unchecked
     elif not _is_number(resting) or resting < 0:
         r.add("multillm_resting_vram_gib", resting, "must be a finite number of GiB, 0 or more",
-              "Set the resting VRAM the models should hold together, e.g. 58.", "resting-target")
+              "Set what the models hold together at rest as verify measured it (inventories/h100: 37), "
+              "or leave it unset to measure first.", "resting-target")
     elif gpu_ok and resting > gpu * _gpu_count(c):
         r.add("multillm_resting_vram_gib", resting,
               "must not exceed multillm_gpu_memory_gib (%s GiB)%s" % (

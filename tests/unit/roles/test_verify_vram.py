@@ -265,3 +265,15 @@ def test_preflight_checks_the_placed_gpus_with_the_nvml_interpreter(tmp_path, ho
     rc, out, flat = run_verify(tmp_path, interpreters, models, {"nvidia_driver_nvml_python": interpreters["nvml-venv"]},
                                "preflight.yml")
     assert rc == 0, out
+
+
+def test_without_a_resting_target_the_total_is_shown_not_checked_and_each_gpu_still_is(tmp_path, host):
+    interpreters, models = host(b_on=0)
+    nvml = {"nvidia_driver_nvml_python": interpreters["nvml-venv"]}
+    rc, out, flat = run_verify(tmp_path, interpreters, models, dict(nvml, multillm_resting_vram_gib=None))
+    assert rc != 0, out  # model b on GPU 0 instead of 1: the per-GPU checks hold without a total
+    assert "container multillm-model-b should run on GPU 1" in flat and "expected 31.00" not in flat, out
+    interpreters, models = host()
+    rc, out, flat = run_verify(tmp_path, interpreters, models, dict(nvml, multillm_resting_vram_gib=None))
+    assert rc == 0, out
+    assert "host gpu1: resting VRAM 31.0 GiB in all, not checked: multillm_resting_vram_gib is not set" in flat, out
