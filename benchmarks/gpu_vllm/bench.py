@@ -19,10 +19,21 @@ No Docker and no systemd there, so this does what a model unit does, with the sa
 KV capacity comes from vLLM's own log line ("GPU KV cache size: N tokens") and the
 num_gpu_blocks of its cache_config_info metric.
 
+What a container gets from the spec, a bare process gets here (bare_env): the spec's device
+request as NVIDIA_VISIBLE_DEVICES and CUDA_VISIBLE_DEVICES (with CUDA_DEVICE_ORDER=PCI_BUS_ID, the
+order of NVML and Docker's device ids), the per-model cache volume's host folder for the spec's
+VLLM_CACHE_ROOT, a HOME and TMPDIR emptied before each run at the same paths (a recreated
+container's writable layer; vLLM's compile-cache key hashes paths derived from HOME), and a cgroup
+named as Docker's cgroupfs driver names a container's (/docker/<64-hex id>), so that vram_check
+attributes the processes to a "container" and checks containers[].gpus and per-GPU expectations.
+
 Phases (one JSON report each in --out):
   seq         --strategy static|kvcached: gated sequential boot, rest, burst, rest again
   concurrent  --strategy static: both models released at the same moment (no gate)
   single      the first model alone (cold/warm start with its vLLM cache folder kept)
+  placement   no model: the device selection of a model's gpus as CUDA sees it (this GPU by
+              index and UUID, an absent index and UUID), vram_check naming an absent GPU
+  specs       no GPU: what a run would start (argv, env, the bare process's env, cache folder)
 
 Runs on the GPU machine after device.sh install; see README.md.
 """
@@ -48,6 +59,7 @@ sys.path.insert(0, os.path.join(ROOT, "collections"))
 
 from ansible_collections.llmops.multillm.plugins.module_utils import _model_spec  # noqa: E402
 from ansible_collections.llmops.multillm.plugins.module_utils import _nvml  # noqa: E402
+from ansible_collections.llmops.multillm.plugins.module_utils import _placement  # noqa: E402
 
 HELPER = os.path.join(ROOT, "roles", "model_stack", "files", "multillm-model-wait")
 VRAM_CHECK = os.path.join(ROOT, "plugins", "modules", "vram_check.py")
@@ -84,12 +96,89 @@ def models_for_run(a, total_mib):
         m["model"] = os.path.join(a.models, base)
         m["gpu_memory_utilization"] = round(float(m["gpu_memory_utilization"]) * H100_80GB_MIB / total_mib, 4)
         m["extra_args"] = list(m.get("extra_args") or []) + ["--load-format", "dummy"]
-        env = dict(m.get("env") or {})
-        # One vLLM cache folder per model (compile cache, ...): the volume the role should mount.
-        env["VLLM_CACHE_ROOT"] = os.path.join(a.cache_root, m["name"])
-        m["env"] = env
+        m["port"] = int(m["port"]) + a.port_offset
+        if a.gpus:
+            # Placed on chosen GPUs (issue 17): the spec then gives exactly those devices.
+            m["gpus"] = [int(g) if g.isdigit() else g for g in a.gpus.split(",")]
         out.append(m)
     return out
+
+
+# -- the container's view for a bare process ------------------------------------------------------
+# No Docker there: what the container gets from the spec is given to the process instead.
+def device_env(requests):
+    """The spec's Docker device requests as a bare process's environment: the devices the nvidia
+    runtime would expose (NVIDIA_VISIBLE_DEVICES, as the NVIDIA container toolkit sets it) and the
+    same selection for CUDA (CUDA_VISIBLE_DEVICES, in NVML's PCI order like Docker's device ids).
+    None for a variable means: remove it from the inherited environment."""
+    ids, every = [], False
+    for r in requests or []:
+        if r.get("driver") not in (None, "nvidia"):
+            continue
+        if r.get("device_ids"):
+            ids.extend(str(x) for x in r["device_ids"])
+        elif r.get("count") == -1:
+            every = True
+    if every:
+        return {"NVIDIA_VISIBLE_DEVICES": "all", "CUDA_VISIBLE_DEVICES": None, "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+    if ids:
+        return {"NVIDIA_VISIBLE_DEVICES": ",".join(ids), "CUDA_VISIBLE_DEVICES": ",".join(ids),
+                "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+    return {"NVIDIA_VISIBLE_DEVICES": "void", "CUDA_VISIBLE_DEVICES": "", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+
+
+def volume_env(spec, cache_root):
+    """Env values naming a volume's container path, pointed at the host folder behind it (the
+    per-model vLLM cache: /var/lib/multillm/vllm-cache/<name> here under --cache-root)."""
+    out = {}
+    for vol in spec.get("volumes") or []:
+        src, dst = vol.split(":")[:2]
+        for k, v in spec["env"].items():
+            if v == dst and src.startswith(_model_spec.VLLM_CACHE_DIR + "/"):
+                out[k] = os.path.join(cache_root, src[len(_model_spec.VLLM_CACHE_DIR) + 1:])
+    return out
+
+
+def bare_env(spec, a, run_index=0):
+    """What the harness sets beyond the spec's env: the device selection, the cache volume's host
+    folder and, with --scratch, a fresh HOME/XDG_CACHE_HOME/TMPDIR per model and run (a recreated
+    container's empty writable layer: only the cache volume outlives a run)."""
+    env = device_env(spec["device_requests"])
+    env.update(volume_env(spec, a.cache_root))
+    if a.scratch:
+        base = os.path.join(a.scratch, "m%d" % run_index)
+        env.update({"HOME": os.path.join(base, "home"), "XDG_CACHE_HOME": os.path.join(base, "home", ".cache"),
+                    "TMPDIR": os.path.join(base, "tmp")})
+    return env
+
+
+def cache_dir(spec, a):
+    return volume_env(spec, a.cache_root).get("VLLM_CACHE_ROOT", spec["env"].get("VLLM_CACHE_ROOT", ""))
+
+
+# -- a Docker-like cgroup, so that vram_check names the process's "container" --------------------
+def container_id(spec, a):
+    """A 64-hex id per model and run, as Docker gives a container."""
+    import hashlib
+    return hashlib.sha256(("multillm-model-%s %s" % (spec["name"], a.tag)).encode()).hexdigest()
+
+
+def cgroup_dir(cid):
+    """Where a process goes so that /proc/<pid>/cgroup reads like a container's (cgroupfs
+    driver: /docker/<id>); None when no writable cgroup hierarchy is there."""
+    root = os.environ.get("GV_CGROUP_ROOT", "/sys/fs/cgroup")  # another root only for a dry run
+    if os.path.exists(os.path.join(root, "cgroup.controllers")):
+        bases = [root]  # cgroup v2
+    else:
+        bases = sorted(d for d in glob.glob(os.path.join(root, "*")) if os.path.exists(os.path.join(d, "cgroup.procs")))
+    for base in bases[:1]:
+        path = os.path.join(base, "docker", cid)
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError:
+            return None
+        return path
+    return None
 
 
 def specs_for(a, models):
@@ -120,9 +209,17 @@ def server_argv(spec, gate_dir):
     return ep + list(spec["command"])
 
 
-def server_env(spec, a):
+def server_env(spec, a, run_index=0):
     env = dict(os.environ)
     env.update(spec["env"])
+    for k, v in bare_env(spec, a, run_index).items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = v
+    for k in ("HOME", "TMPDIR"):
+        if a.scratch:
+            os.makedirs(env[k], exist_ok=True)
     env["PATH"] = a.bin + ":" + env.get("PATH", "")
     env["PYTHONUNBUFFERED"] = "1"
     if spec["kvcached"] and a.preload:
@@ -145,6 +242,8 @@ def helper_argv(spec, gate_dir, specs):
 class Server(object):
     def __init__(self, spec, a, gate_dir, log_dir, gated=True):
         self.spec, self.gate_dir = spec, gate_dir
+        self.cid = container_id(spec, a)
+        self.cgroup = cgroup_dir(self.cid) if a.cgroup else None
         os.makedirs(gate_dir, exist_ok=True)
         for f in ("release", "ready"):
             if os.path.exists(os.path.join(gate_dir, f)):
@@ -153,10 +252,29 @@ class Server(object):
         os.makedirs(log_dir, exist_ok=True)
         self.log_path = os.path.join(log_dir, "%s-%s.log" % (a.tag, spec["name"]))
         self.logf = open(self.log_path, "w", encoding="utf-8")
-        self.argv, self.env_shown = argv, spec["env"]
+        self.argv = argv
+        env = server_env(spec, a, spec["index"])
+        self.env_shown = dict(spec["env"], **{k: env.get(k) for k in bare_env(spec, a, spec["index"])})
+        procs = os.path.join(self.cgroup, "cgroup.procs") if self.cgroup else None
+
+        def join_cgroup():
+            if procs:
+                try:
+                    with open(procs, "w", encoding="utf-8") as f:
+                        f.write(str(os.getpid()))
+                except OSError:
+                    pass  # not in the cgroup: vram_check's container checks then say so
+
+        self.cgroup_line = None
         self.started = now()
-        self.proc = subprocess.Popen(argv, env=server_env(spec, a), stdout=self.logf, stderr=subprocess.STDOUT,
-                                     start_new_session=True, cwd="/tmp")
+        self.proc = subprocess.Popen(argv, env=env, stdout=self.logf, stderr=subprocess.STDOUT,
+                                     start_new_session=True, cwd="/tmp", preexec_fn=join_cgroup)
+        if self.cgroup:
+            try:
+                with open("/proc/%d/cgroup" % self.proc.pid, encoding="utf-8") as f:
+                    self.cgroup_line = f.read().strip()
+            except OSError as exc:
+                self.cgroup_line = "unreadable: %s" % exc
         self.healthy_at = None
 
     def pids(self):
@@ -251,22 +369,56 @@ def key_lines(server, limit=80):
     return lines[:limit // 2] + lines[-(limit // 2):] if len(lines) > limit else lines
 
 
-def vram_check(a, servers, label):
-    """The collection's vram_check module at rest (its defaults: 5 samples 1 s apart within 256 MiB)."""
-    args = {"ANSIBLE_MODULE_ARGS": {"settle_samples": 5, "settle_interval": 1.0, "settle_delta_mib": 256,
-                                    "timeout": 120}}
+def vram_expectations(a, servers):
+    """vram_check's per-GPU and per-container options (issue 17 item 4): each model's "container"
+    (its cgroup's id, the name vram_check shows without a Docker daemon) must run on exactly the
+    spec's GPUs, with --expect-model GiB where given; each GPU of the specs against --expect-gpu."""
+    containers, gpus = {}, {}
+    models = dict(x.split("=", 1) for x in a.expect_model)
+    for s in servers:
+        if not s.cgroup:
+            continue
+        entry = {"gpus": list(s.spec["gpus"] or ["0"])}
+        if s.spec["name"] in models:
+            entry.update(expected_gib=float(models[s.spec["name"]]), tolerance_gib=a.expect_model_tolerance)
+        containers[s.cid[:12]] = entry
+        for g in entry["gpus"]:
+            gpus[str(g)] = None
+    if a.expect_gpu is not None:
+        for g in gpus or {"0": None}:
+            gpus[g] = {"expected_gib": a.expect_gpu, "tolerance_gib": a.expect_gpu_tolerance}
+    out = {}
+    if containers:
+        out["containers"] = containers
+    if gpus:
+        out["gpus"] = gpus
+    return out
+
+
+def run_vram_check(a, module_args):
+    """The vram_check module run as Ansible runs it (its arguments in a file); its JSON answer."""
+    args = {"ANSIBLE_MODULE_ARGS": module_args}
     path = os.path.join(a.logs, "vram_args.json")
     with open(path, "w", encoding="utf-8") as f:
         json.dump(args, f)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.path.join(ROOT, "collections") + ":" + env.get("PYTHONPATH", "")
-    t0 = now()
     res = subprocess.run([sys.executable, VRAM_CHECK, path], capture_output=True, text=True, env=env, check=False)
     try:
-        out = json.loads(res.stdout[res.stdout.index("{"):])
+        return json.loads(res.stdout[res.stdout.index("{"):])
     except ValueError:
-        log("vram_check said: %s %s" % (res.stdout[-2000:], res.stderr[-2000:]))
-        return {"error": res.stdout[-2000:] + res.stderr[-2000:]}
+        return {"failed": True, "msg": "no JSON answer: %s %s" % (res.stdout[-2000:], res.stderr[-2000:])}
+
+
+def vram_check(a, servers, label):
+    """The collection's vram_check module at rest (its defaults: 5 samples 1 s apart within 256 MiB)."""
+    args = {"ANSIBLE_MODULE_ARGS": dict({"settle_samples": 5, "settle_interval": 1.0, "settle_delta_mib": 256,
+                                         "timeout": 120}, **vram_expectations(a, servers))}
+    t0 = now()
+    out = run_vram_check(a, args["ANSIBLE_MODULE_ARGS"])
+    if not out.get("gpus"):
+        log("vram_check said: %s" % out.get("msg"))
+        return {"error": out.get("msg"), "options": args["ANSIBLE_MODULE_ARGS"]}
     per_model = {}
     owner = {}
     for s in servers:
@@ -285,9 +437,17 @@ def vram_check(a, servers, label):
            "gpus": [{k: g.get(k) for k in ("index", "name", "total_mib", "used_mib", "reserved_mib", "unattributed_mib")}
                     for g in out.get("gpus", [])],
            "driver_version": out.get("driver_version"), "memory_api": out.get("memory_api"),
-           "process_api": out.get("process_api")}
+           "process_api": out.get("process_api"),
+           # The per-GPU and per-container verdicts (issue 17 items 4 and 6).
+           "failed": bool(out.get("failed")), "options": args["ANSIBLE_MODULE_ARGS"],
+           "gpu_summary": out.get("gpu_summary"), "gpu_report": out.get("gpu_report"),
+           "containers": out.get("containers"), "notes": out.get("notes"),
+           "cgroups": {s.spec["name"]: s.cgroup_line for s in servers}}
     shares = {k: v["used_mib"] for k, v in per_model.items()}
     log("vram_check %s: %s MiB (%s) per model %s" % (label, rep["used_mib"], rep["msg"], shares))
+    log("vram_check %s per GPU (failed=%s): %s; containers %s" % (
+        label, rep["failed"], rep["gpu_summary"],
+        {k: (v.get("gpus"), v.get("ok")) for k, v in (rep["containers"] or {}).items()}))
     return rep
 
 
@@ -378,7 +538,7 @@ def cache_listing(a, specs):
     """The compile cache keys each model's folder holds (VLLM_CACHE_ROOT/torch_compile_cache/<key>)."""
     out = {}
     for s in specs:
-        root = s["env"].get("VLLM_CACHE_ROOT", "")
+        root = cache_dir(s, a)
         keys = sorted(os.path.basename(p) for p in glob.glob(os.path.join(root, "torch_compile_cache", "*")))
         size = 0
         for d, _, fs in os.walk(root):
@@ -392,7 +552,25 @@ def cache_listing(a, specs):
                                                                    "<%d entries>" % len(v)) for k, v in fj.items()}
             except (OSError, ValueError):
                 pass
-        out[s["name"]] = {"keys": keys, "mib": round(size / MIB, 1), "factors": factors}
+        out[s["name"]] = {"folder": root, "keys": keys, "mib": round(size / MIB, 1), "factors": factors}
+    return out
+
+
+def scratch_listing(a, specs):
+    """What each model wrote outside its cache volume (HOME, TMPDIR of its run): MiB per folder two
+    levels down. A recreated container loses all of it; a large entry is a cache the role misses."""
+    out = {}
+    if not a.scratch:
+        return out
+    for s in specs:
+        base = os.path.join(a.scratch, "m%d" % s["index"])
+        sizes = {}
+        for d, _, fs in os.walk(base):
+            rel = os.path.relpath(d, base).split(os.sep)
+            key = "/".join(rel[:3])
+            sizes[key] = sizes.get(key, 0) + sum(os.path.getsize(os.path.join(d, f)) for f in fs
+                                                 if os.path.isfile(os.path.join(d, f)))
+        out[s["name"]] = {k: round(v / MIB, 1) for k, v in sorted(sizes.items()) if v >= MIB / 10}
     return out
 
 
@@ -408,6 +586,54 @@ def stop_all(servers, specs):
         elif spec["ipc_name"]:
             for p in glob.glob("/dev/shm/%s" % spec["ipc_name"]) + glob.glob("/dev/shm/%s_*" % spec["ipc_name"]):
                 os.unlink(p)
+
+
+CUDA_COUNT = """
+import ctypes, os, sys
+cuda = ctypes.CDLL("libcuda.so.1")
+rc = cuda.cuInit(0)
+n = ctypes.c_int(-1)
+rc2 = cuda.cuDeviceGetCount(ctypes.byref(n)) if rc == 0 else None
+print("cuInit=%s cuDeviceGetCount=%s devices=%s" % (rc, rc2, n.value if rc == 0 else 0))
+"""
+
+
+def phase_placement(a, specs, report):
+    """Issue 17 item 6 without a model: the device selection a model entry's gpus give a bare
+    process (device_env of the spec's device request), as CUDA sees it (the driver API's device
+    count; 100 = CUDA_ERROR_NO_DEVICE), for this GPU by index and UUID, another index and an
+    unknown UUID; and vram_check naming a GPU the host lacks."""
+    with _nvml.Nvml() as n:
+        uuid = n.uuid(n.handle(0)) if hasattr(n, "uuid") else None
+    probes = {}
+    for gpus in (["0"], [uuid] if uuid else None, ["1"], ["GPU-00000000-0000-0000-0000-000000000000"], None):
+        model = {"name": "probe", "gpus": gpus} if gpus else {"name": "probe"}
+        env = dict(os.environ)
+        denv = device_env(_placement.device_requests(model))
+        for k, v in denv.items():
+            if v is None:
+                env.pop(k, None)
+            else:
+                env[k] = v
+        res = subprocess.run([sys.executable, "-c", CUDA_COUNT], capture_output=True, text=True, env=env, check=False)
+        key = ",".join(gpus) if gpus else "no gpus (count -1)"
+        probes[key] = {"device_requests": _placement.device_requests(model), "env": denv,
+                       "cuda": (res.stdout + res.stderr).strip()[-300:]}
+        log("placement %s: %s -> %s" % (key, denv, probes[key]["cuda"]))
+    report["probes"] = probes
+    checks = {}
+    for label, opts in (("gpus 0 by index", {"gpus": {"0": None}}),
+                        ("gpus by UUID", {"gpus": {uuid: None}} if uuid else None),
+                        ("gpus 1 (absent)", {"gpus": {"1": None}}),
+                        ("container on GPU 1 (absent)", {"containers": {"0123456789ab": {"gpus": [1]}}})):
+        if opts is None:
+            continue
+        out = run_vram_check(a, dict({"settle_samples": 1}, **opts))
+        checks[label] = {"options": opts, "failed": bool(out.get("failed")), "msg": out.get("msg"),
+                         "gpu_summary": out.get("gpu_summary")}
+        log("vram_check %s: failed=%s %s" % (label, checks[label]["failed"], out.get("msg")))
+    report["vram_checks"] = checks
+    report["rest"] = {"placement": True}
 
 
 def phase_seq(a, specs, report):
@@ -470,10 +696,11 @@ def phase_concurrent(a, specs, report):
                     del pending[name]
             time.sleep(0.2)
         report["kv"] = {s.spec["name"]: kv_capacity(s) for s in servers}
-        if "exited" not in report:
-            report["rest"] = vram_check(a, servers, "rest (concurrent start)")
-        else:
+        if "exited" in report:
             report["failed_log_tail"] = {s.spec["name"]: s.log_text()[-4000:] for s in servers}
+        if any(s.proc.poll() is None for s in servers):
+            # What the models that came up hold (a survivor's KV may exceed its slice).
+            report["rest"] = vram_check(a, servers, "rest (concurrent start)")
     finally:
         report["log_lines"] = {s.spec["name"]: key_lines(s) for s in servers}
         stop_all(servers, specs)
@@ -481,7 +708,7 @@ def phase_concurrent(a, specs, report):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("phase", choices=("seq", "concurrent", "single", "specs"))
+    p.add_argument("phase", choices=("seq", "concurrent", "single", "specs", "placement"))
     p.add_argument("--strategy", choices=("static", "kvcached"), default="static")
     p.add_argument("--tag", required=True, help="names this run's files")
     p.add_argument("--out", required=True, help="the JSON report goes here")
@@ -498,6 +725,18 @@ def main():
     p.add_argument("--timeout", type=float, default=400, help="concurrent phase: seconds to healthy")
     p.add_argument("--total-mib", type=float, default=143771, help="specs phase: the card's memory")
     p.add_argument("--fresh-cache", action="store_true", help="empty the models' vLLM cache folders first")
+    p.add_argument("--gpus", default="0", help="every model's gpus (indexes or UUIDs, comma-separated); "
+                   "'' leaves them out (the spec's request for every GPU, count -1)")
+    p.add_argument("--scratch", default="/tmp/gvs", help="fresh HOME and TMPDIR per model and run under this "
+                   "folder ('': the harness's own, shared by every run)")
+    p.add_argument("--no-cgroup", dest="cgroup", action="store_false",
+                   help="leave the servers in the harness's cgroup (vram_check then names no container)")
+    p.add_argument("--port-offset", type=int, default=0, help="added to the inventory's ports (dry runs here)")
+    p.add_argument("--expect-gpu", type=float, help="vram_check: each spec GPU's expected GiB at rest")
+    p.add_argument("--expect-gpu-tolerance", type=float, default=2.0)
+    p.add_argument("--expect-model", action="append", default=[], metavar="NAME=GIB",
+                   help="vram_check: a model's expected GiB at rest (its container's expectation)")
+    p.add_argument("--expect-model-tolerance", type=float, default=1.0)
     a = p.parse_args()
     # `timeout` ends a phase with SIGTERM: stop the servers and write the report all the same.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -509,9 +748,12 @@ def main():
             a.strategy = st
             specs = specs_for(a, models_for_run(a, a.total_mib))
             for s in specs:
-                print("%s %s:\n  argv %s\n  env %s\n  gate %s" % (
-                    st, s["name"], " ".join(s["command"]), json.dumps(s["env"]),
-                    " ".join(helper_argv(s, local_gate(s, a.gate_root), specs)[1:])))
+                print("%s %s:\n  argv %s\n  env %s\n  bare process env %s\n  device_requests %s\n"
+                      "  cache folder %s\n  gate %s\n  vram_check containers[].gpus %s" % (
+                          st, s["name"], " ".join(s["command"]), json.dumps(s["env"]),
+                          json.dumps(bare_env(s, a, s["index"])), json.dumps(s["device_requests"]), cache_dir(s, a),
+                          " ".join(helper_argv(s, local_gate(s, a.gate_root), specs)[1:]),
+                          {container_id(s, a)[:12]: list(s["gpus"] or ["0"])}))
         return 0
     total = gpu_total_mib()
     models = models_for_run(a, total)
@@ -520,20 +762,28 @@ def main():
     specs = specs_for(a, models)
     if a.fresh_cache:
         for s in specs:
-            shutil.rmtree(s["env"]["VLLM_CACHE_ROOT"], ignore_errors=True)
+            shutil.rmtree(cache_dir(s, a), ignore_errors=True)
+    if a.scratch:
+        for s in specs:
+            shutil.rmtree(os.path.join(a.scratch, "m%d" % s["index"]), ignore_errors=True)
     report = {"phase": a.phase, "strategy": a.strategy, "tag": a.tag,
               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "gpu": gpu_facts(),
               "versions": versions(), "models": [{k: m[k] for k in ("name", "model", "gpu_memory_utilization",
                                                                     "max_model_len")} for m in models],
-              "cache_before": cache_listing(a, specs)}
+              "cache_before": cache_listing(a, specs),
+              "bare_env": {s["name"]: bare_env(s, a, s["index"]) for s in specs},
+              "device_requests": {s["name"]: s["device_requests"] for s in specs}}
     log("%s %s: %s" % (a.phase, a.strategy, json.dumps(report["models"])))
     try:
         if a.phase == "concurrent":
             phase_concurrent(a, specs, report)
+        elif a.phase == "placement":
+            phase_placement(a, specs, report)
         else:
             phase_seq(a, specs, report)
     finally:
         report["cache_after"] = cache_listing(a, specs)
+        report["scratch_after"] = scratch_listing(a, specs)
         with open(os.path.join(a.out, "%s.json" % a.tag), "w", encoding="utf-8") as f:
             json.dump(report, f, indent=1, default=str)
         log("report %s" % os.path.join(a.out, "%s.json" % a.tag))

@@ -6,6 +6,7 @@
 #   device.sh prepare   install the dependency wheels and ansible-core into $GV/site, start the
 #                       kvcached build in the background (python3's own site-packages: its
 #                       autopatch is a .pth file, which a PYTHONPATH folder does not process)
+#                       (KVCACHED=0 for prepare and install: no kvcached, static strategy only)
 #   device.sh install   reassemble vLLM's archive (sha256 checked), unpack it into $GV/site,
 #                       write the `vllm` command, wait for kvcached, check the imports and tokenizers
 #   device.sh bench ... benchmarks/gpu_vllm/bench.py with $GV/site on PYTHONPATH
@@ -40,7 +41,9 @@ case ${1:-} in
       "$small"/wheels/*.whl "$small"/*.whl || exit 1
     echo "dependency wheels installed in $((SECONDS - t0)) s: $(ls "$small"/wheels | wc -l) + $(ls "$small"/*.whl | wc -l)"
     cp -r "$small/models" "$GV/models"
-    # kvcached 0.1.6 from its sdist, for Hopper, with the machine's setuptools and torch.
+    # kvcached 0.1.6 from its sdist, for Hopper, with the machine's setuptools and torch
+    # (KVCACHED=0: not built, for runs of the static strategy only).
+    [ "${KVCACHED:-1}" = 0 ] && { echo "kvcached not built (KVCACHED=0)"; exit 0; }
     setsid nohup env CUDA_HOME=/usr/local/cuda TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=8 \
       $PY -m pip install -v --no-index --no-deps --no-build-isolation --no-cache-dir \
       "$small"/kvcached-*.tar.gz >"$GV/kvcached-build.log" 2>&1 </dev/null &
@@ -64,18 +67,21 @@ case ${1:-} in
     printf '#!%s\nimport sys\nfrom vllm.entrypoints.cli.main import main\nif __name__ == "__main__":\n    sys.exit(main())\n' \
       "$(command -v $PY)" >"$GV/bin/vllm"
     chmod +x "$GV/bin/vllm"
-    for _ in $(seq 1 120); do grep -q -E '^Successfully installed|^ERROR|error:' "$GV/kvcached-build.log" && break; sleep 2; done
-    tail -3 "$GV/kvcached-build.log"
+    if [ "${KVCACHED:-1}" != 0 ]; then
+      for _ in $(seq 1 120); do grep -q -E '^Successfully installed|^ERROR|error:' "$GV/kvcached-build.log" && break; sleep 2; done
+      tail -3 "$GV/kvcached-build.log"
+    fi
     export PYTHONPATH=$GV/site
     # QUICK=1 skips the import and tokenizer checks (20 s) when a bench follows in the same call.
     [ -n "${QUICK:-}" ] && exit 0
     LD_PRELOAD=/lib/x86_64-linux-gnu/libstdc++.so.6 $PY - <<'EOF' || exit 1
-import importlib.metadata as md, time
+import importlib.metadata as md, os, time
 t = time.time()
 import vllm.entrypoints.openai.api_server  # noqa: F401  every import the server needs
 print("vllm", md.version("vllm"), "api_server imports in %.1f s" % (time.time() - t))
-import kvcached, kvcached.vmm_ops  # noqa: F401
-print("kvcached", md.version("kvcached"), kvcached.__file__)
+if os.environ.get("KVCACHED", "1") != "0":
+    import kvcached, kvcached.vmm_ops  # noqa: F401
+    print("kvcached", md.version("kvcached"), kvcached.__file__)
 from transformers import AutoTokenizer
 import os
 for m in sorted(os.listdir(os.path.expanduser(os.environ.get("GV", "/root/gv") + "/models"))):
@@ -93,7 +99,7 @@ EOF
     facts
     ;;
   *)
-    sed -n '2,14p' "$0"
+    sed -n '2,13p' "$0"
     exit 2
     ;;
 esac
