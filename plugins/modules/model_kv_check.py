@@ -19,13 +19,9 @@ description:
   - Read-only; never reports a change.
 author:
   - llmops.multillm maintainers (@llmops)
+extends_documentation_fragment:
+  - llmops.multillm.attributes.read_only
 attributes:
-  check_mode:
-    support: full
-    description: The module only reads; check mode runs the same checks.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is no diff.
   platform:
     platforms: posix
     support: full

@@ -32,13 +32,9 @@ author:
 requirements:
   - nvidia-ml-py (Python module C(pynvml)) on the managed host
   - the NVIDIA driver (C(libnvidia-ml.so.1) and the loaded kernel module) on the managed host
+extends_documentation_fragment:
+  - llmops.multillm.attributes.read_only
 attributes:
-  check_mode:
-    support: full
-    description: The module only reads; check mode runs the same checks.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is no diff.
   platform:
     platforms: posix
     support: full
