@@ -12,7 +12,7 @@ base_id=$(docker image inspect --format '{{.Id}}' "$base") || {
   echo "fault-injector image: $base is missing; run images/base/build.sh first" >&2
   exit 1
 }
-recipe_hash=$( (cat "$here/build.sh" "$here/Dockerfile" "$here/fault_injector.py" "$here/kvctl"; echo "$base_id") | sha256sum | cut -c1-12)
+recipe_hash=$( (cat "$here/build.sh" "$here/Dockerfile" "$here/fault_injector.py" "$here/kvctl" "$here/vllm"; echo "$base_id") | sha256sum | cut -c1-12)
 tag="$name:$recipe_hash"
 
 if docker image inspect "$tag" >/dev/null 2>&1; then

@@ -22,6 +22,14 @@ so tests can order "loading_started" and "healthy" across several servers.
 Python 3 standard library only. CLI (kept stable, other roles rely on it):
 ``python3 fault_injector.py --host 127.0.0.1 --port 8001 --model NAME [--load-delay S]
 [--fail-mode never-healthy]``
+
+It also answers to vLLM's own command line, as model_stack renders it for vLLM
+(``vllm serve MODEL --host H --port P --served-model-name NAME ...``; the image has a
+``vllm`` command that runs this file): the served name becomes ``--model``, flags this
+server knows (``--max-model-len``, ``--load-delay``, ``--fail-mode``...) apply, the others
+(``--gpu-memory-utilization``, ``--enforce-eager``...) are logged and ignored. So one
+model entry with ``image: multillm-fault-injector:latest`` and ``extra_args: [--fail-mode,
+never-healthy]`` injects a fault into a host whose other models run real vLLM.
 """
 
 import argparse
@@ -341,6 +349,21 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+def vllm_serve_args(argv):
+    """The arguments of `vllm serve MODEL ...` as this server's: the model (a positional
+    path or id) is dropped, --served-model-name becomes --model."""
+    if argv and not argv[0].startswith("-"):
+        argv = argv[1:]
+    out = []
+    for a in argv:
+        if a == "--served-model-name":
+            a = "--model"
+        elif a.startswith("--served-model-name="):
+            a = "--model=" + a.split("=", 1)[1]
+        out.append(a)
+    return out
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="FAULT INJECTOR: OpenAI-compatible model server (no model; deterministic echo).")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -353,7 +376,12 @@ def parse_args(argv=None):
     p.add_argument("--token-delay", type=float, default=0.0, help="seconds between streamed chunks")
     p.add_argument("--max-model-len", type=int, default=4096, help="reported in /v1/models")
     p.add_argument("--access-log", action="store_true", help="log every request")
-    args = p.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:
+        args, args.ignored = p.parse_known_args(vllm_serve_args(argv[1:]))
+    else:
+        args = p.parse_args(argv)
+        args.ignored = []
     if args.load_delay < 0 or args.fail_after < 0 or args.response_delay < 0 or args.token_delay < 0:
         p.error("delays must be >= 0")
     return args
@@ -375,7 +403,8 @@ def main(argv=None):
     # As PID 1 in a container, a process without handlers ignores SIGTERM.
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log(args.model, "listening", host=args.host, port=args.port, note="FAULT-INJECTOR_no_model")
+    log(args.model, "listening", host=args.host, port=args.port, note="FAULT-INJECTOR_no_model",
+        ignored=",".join(args.ignored) or "none")
     threading.Thread(target=loader, args=(state,), daemon=True).start()
     try:
         server.serve_forever(poll_interval=0.05)
