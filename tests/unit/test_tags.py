@@ -1,6 +1,8 @@
 """Tags (issue 13.5): the stage names select whole stages, and `--tags preflight` selects
 only the controller-side preflight (it contacts no host). Role-internal steps are tagged
-<role>_<step>, so no on-host role preflight carries the `preflight` tag."""
+<role>_<step>, so no on-host role preflight carries the `preflight` tag. A stage's or a role's
+tag selects nothing of another stage, not even a role's argument-spec check (tagged `always`
+when the role sits under `roles:`; the stage playbooks include their roles instead)."""
 
 import os
 import pathlib
@@ -8,14 +10,12 @@ import re
 import subprocess
 
 import pytest
+import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ENV = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
 PLAY_RE = re.compile(r"^\s+play #\d+ \(([^)]*)\): (.*?)\tTAGS: \[(.*)\]$")
 TASK_RE = re.compile(r"^\s{6}(.*?)\tTAGS: \[(.*)\]$")
-# The argument-spec checks Ansible adds to every role run on the controller (an action
-# plugin, tagged always); they contact no host.
-ARGUMENT_CHECK = "Validating arguments against arg spec"
 
 
 def list_tasks(*tags):
@@ -37,10 +37,71 @@ def list_tasks(*tags):
 def test_tags_preflight_lists_only_the_controller_side_preflight():
     plays = list_tasks("preflight")
     listed = [(p["name"], t) for p in plays for t, _ in p["tasks"]]
-    outside = [(play, task) for play, task in listed
-               if not play.startswith("Preflight |") and ARGUMENT_CHECK not in task]
+    # Not even an argument-spec check of a role (it would run on every host of the play).
+    outside = [(play, task) for play, task in listed if not play.startswith("Preflight |")]
     assert outside == [], "tasks outside the preflight plays that --tags preflight selects: %s" % outside
     assert [t for p, t in listed if p.startswith("Preflight |")], "the preflight plays list no task"
+
+
+GPU_HOST = "Prepare GPU hosts"
+MODELS = "Boot the models in health-gated order"
+GATEWAY = "Install and start the LiteLLM gateway"
+VERIFY = "Verify |"
+STAGE_OF_TAG = {
+    "gpu_host": GPU_HOST, "driver": GPU_HOST, "nvidia_driver": GPU_HOST, "docker": GPU_HOST,
+    "docker_engine": GPU_HOST, "toolkit": GPU_HOST, "nvidia_container_toolkit": GPU_HOST,
+    "nvidia_driver_packages": GPU_HOST, "docker_engine_service": GPU_HOST,
+    "models": MODELS, "model_stack_boot": MODELS,
+    "gateway": GATEWAY, "litellm_gateway_preflight": GATEWAY,
+    "verify": VERIFY,
+}
+
+
+@pytest.mark.parametrize("tag", sorted(STAGE_OF_TAG))
+def test_a_stage_or_role_tag_selects_only_its_stage(tag):
+    """`--tags driver` used to reach the gateway and model plays (their roles' argument-spec checks,
+    tagged always), so a bad gateway setting failed a driver-only run."""
+    listed = [(p["name"], t) for p in list_tasks(tag) for t, _ in p["tasks"]]
+    outside = [(play, task) for play, task in listed if not play.startswith(STAGE_OF_TAG[tag])]
+    assert outside == [], "--tags %s selects tasks of other stages: %s" % (tag, outside)
+    assert listed, "--tags %s selects nothing" % tag
+
+
+def _tags_in(path):
+    """Every tag a role's tasks/main.yml names (its steps)."""
+    found = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            tags = node.get("tags")
+            found.update([tags] if isinstance(tags, str) else tags or [])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+    walk(yaml.safe_load(path.read_text()))
+    return found
+
+
+@pytest.mark.parametrize("playbook", ["gpu_host.yml", "models.yml", "gateway.yml"])
+def test_each_stage_includes_its_roles_with_every_step_tag(playbook):
+    """A role included (not under `roles:`) runs only when a tag of the include matches: the include
+    carries every step tag of the role, so `--tags <role>_<step>` still reaches the step."""
+    plays = yaml.safe_load((ROOT / "playbooks" / playbook).read_text())
+    for play in plays:
+        assert "roles" not in play, "%s: %s lists roles under roles:" % (playbook, play["name"])
+        includes = [t for t in play.get("pre_tasks", []) + play.get("tasks", [])
+                    if "ansible.builtin.include_role" in t and "tasks_from" not in t["ansible.builtin.include_role"]]
+        assert includes, "%s includes no role" % playbook
+        for task in includes:
+            role = task["ansible.builtin.include_role"]["name"].rsplit(".", 1)[1]
+            steps = _tags_in(ROOT / "roles" / role / "tasks" / "main.yml")
+            meta = yaml.safe_load((ROOT / "roles" / role / "meta" / "main.yml").read_text())
+            for dep in meta.get("dependencies") or []:
+                steps |= _tags_in(ROOT / "roles" / dep["role"].rsplit(".", 1)[1] / "tasks" / "main.yml")
+            missing = steps - set(task["tags"])
+            assert not missing, "%s: the include of %s lacks the step tags %s" % (playbook, role, sorted(missing))
 
 
 def test_no_role_task_carries_the_preflight_tag():
