@@ -9,6 +9,11 @@ dest=$work/ansible_collections/llmops/multillm
 mkdir -p "$dest"
 (cd "$root" && git ls-files -z --cached --others --exclude-standard | grep -zv '^collections/' |
   xargs -0 -I{} cp --parents -P {} "$dest"/)
+# The collections galaxy.yml depends on, beside the copy (ansible-test finds them in the same
+# collection root): image_pull's documentation and imports use community.docker's.
+main_site=$("$root/${VENV:-.venv}/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+mkdir -p "$work/ansible_collections/community"
+cp -a "$main_site/ansible_collections/community/docker" "$work/ansible_collections/community/docker"
 cd "$dest"
 # ansible-test bootstraps pip into each sanity venv with a get-pip script from
 # ci-files.testing.ansible.com, which is unreachable here. Stand in for it: the

@@ -199,3 +199,19 @@ def test_the_ee_gets_the_collections_runtime_needs_and_none_of_the_dev_toolchain
     managed = run([bindep, "-f", str(ROOT / "bindep.txt"), "-l", "newline", "managed"], tmp_path, user_env())
     assert "openssh-client" in ee.stdout.split() and "systemd" not in ee.stdout.split(), ee.stdout + ee.stderr
     assert {"python3", "systemd", "sudo"} <= set(managed.stdout.split()), managed.stdout + managed.stderr
+
+
+SHIPPED_PLAYBOOKS = sorted(p.stem for p in (ROOT / "playbooks").glob("*.yml") if p.name != "lab_host.yml")
+
+
+@pytest.mark.parametrize("playbook", SHIPPED_PLAYBOOKS)
+def test_every_shipped_playbook_resolves_by_fqcn_from_the_installed_collection(installed, tarball, playbook):
+    """Each playbook in the tarball, named by FQCN outside the clone: its plays, roles and task files
+    (static imports included) resolve against the lab inventory (--list-tasks parses them all)."""
+    assert "playbooks/%s.yml" % playbook in names_in(tarball)
+    home, _, env = installed
+    proc = run(["ansible-playbook", "llmops.multillm." + playbook, "-i", str(ROOT / "inventories" / "lab"),
+                "--list-tasks"], home, env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "play #1 (" in proc.stdout and "tasks:" in proc.stdout, proc.stdout[-2000:]
+    assert "[WARNING]: Could not match supplied host pattern" not in proc.stderr, proc.stderr[-2000:]
