@@ -817,6 +817,8 @@ MODEL_STACK_DEFAULTS = {
     "model_stack_vram_settle_timeout_s": 120,
     "model_stack_hf_cache_dir": "/var/lib/multillm/hf-cache",
     "model_stack_hf_cache_mount": "/root/.cache/huggingface",
+    "model_stack_weights_endpoint": "",
+    "model_stack_weights_state_dir": "/var/lib/multillm/weights",
     "model_stack_config_dir": "/etc/multillm/models",
     "model_stack_helper_path": "/usr/local/libexec/multillm/multillm-model-wait",
     "model_stack_docker_cli": "/usr/bin/docker",
