@@ -79,7 +79,7 @@ test: venv images ## Lint, sanity, unit, floor and integration tests, Molecule s
 	@$(STAGE) test $(MAKE) --no-print-directory lint sanity unit floor integration molecule
 
 lab: venv images ## Run site.yml against the local lab host
-	@images/export.sh multillm-fault-injector:latest .cache/images
+	@images/export.sh multillm-vllm-cpu:latest .cache/images
 	@$(STAGE) "lab host" ansible-playbook playbooks/lab_host.yml
 	@$(STAGE) "site.yml" ansible-playbook -i inventories/lab site.yml
 	@scripts/lab-usage.sh

@@ -7,13 +7,19 @@
 #      unit start to the last model healthy; ratio = total / sum of the single starts' means;
 #   3. resident memory of each model server (every process of its container, from ps);
 #   4. gateway overhead with `vllm bench serve` (ships with vLLM; run from the image): the
-#      first model directly on its port and through the gateway, alternating, non-streamed
-#      (end-to-end latency) and streamed (time to first token), one connection.
+#      first model directly on its port and through the gateway, alternating, one connection.
+#      Its openai-chat client always streams (its --no-stream is about loading the data set):
+#      time to first token, and the end-to-end latency of the whole completion (e2el).
 # Heavy: run it under the shared lock. Raw output: benchmarks/results/vllm_cpu/<UTC time>/.
-#   benchmarks/vllm_cpu/run.sh [RUNS] [PROMPTS]     (defaults 2 and 40)
+#   benchmarks/vllm_cpu/run.sh [RUNS] [PROMPTS] [STEPS]   (defaults 2, 40, "single boot rss bench")
+# STEPS picks the steps, e.g. "rss bench" for memory and the gateway overhead alone. Each bench
+# pair (direct, then through the gateway) runs back to back with the same settings, so both
+# paths see the same machine load; the summary gives the difference per pair and its median.
 set -euo pipefail
 runs=${1:-2}
 prompts=${2:-40}
+steps=" ${3:-single boot rss bench} "
+step() { [[ $steps == *" $1 "* ]]; }
 root=$(cd "$(dirname "$0")/../.." && pwd)
 lab=${MULTILLM_LAB_NAME:-multillm-lab}
 image=multillm-vllm-cpu:latest
@@ -59,9 +65,9 @@ wait_healthy() { # URL START -> seconds from START (epoch) until /health answere
 }
 
 # 1. Single starts.
-stop_all
 declare -A single_sum
-for n in "${sorted[@]}"; do
+step single && stop_all
+step single && for n in "${sorted[@]}"; do
   args=$(lx docker inspect -f '{{json .Config.Cmd}}' "$prefix$n")
   port=$(python3 -c 'import json, sys; a = json.loads(sys.argv[1]); print(a[a.index("--port") + 1])' "$args")
   total=0
@@ -81,7 +87,7 @@ done
 
 # 2. Gated boot: starting the last unit starts the chain (Wants=), each model behind the gate.
 gated=()
-for r in $(seq 1 "$runs"); do
+step boot && for r in $(seq 1 "$runs"); do
   stop_all
   start=$(date +%s.%N)
   lx systemctl start --no-block "$prefix${sorted[-1]}.service"
@@ -97,7 +103,7 @@ done
 lx bash -c "until systemctl is-active --quiet $prefix${sorted[-1]}.service; do sleep 1; done"
 
 # 3. Resident memory per model server (all processes of the container).
-for n in "${sorted[@]}"; do
+step rss && for n in "${sorted[@]}"; do
   rss=$(lx docker top "$prefix$n" -o pid,rss | awk 'NR > 1 {s += $2} END {printf "%.2f", s / 1048576}')
   echo "rss $n: $rss GiB" | tee -a "$out/rss.txt" >&2
 done
@@ -107,48 +113,55 @@ first=${sorted[0]}
 args=$(lx docker inspect -f '{{json .Config.Cmd}}' "$prefix$first")
 port=$(python3 -c 'import json, sys; a = json.loads(sys.argv[1]); print(a[a.index("--port") + 1])' "$args")
 model_dir=$(python3 -c 'import json, sys; a = json.loads(sys.argv[1]); print(a[a.index("serve") + 1])' "$args")
-bench() { # label base_url stream(yes/no)
-  local extra=()
-  [[ $3 == no ]] && extra=(--no-stream)
+bench() { # label base_url
   lx docker run --rm --network host -e OPENAI_API_KEY="$key" -v /tmp:/results "$image" \
     vllm bench serve --backend openai-chat --base-url "$2" --endpoint /v1/chat/completions \
     --model "$first" --tokenizer "$model_dir" --dataset-name random --random-input-len 64 \
     --random-output-len 16 --ignore-eos --num-prompts "$prompts" --max-concurrency 1 --num-warmups 4 \
-    --seed 1 --disable-tqdm --save-result --result-dir /results --result-filename "bench-$1.json" \
-    "${extra[@]}" >"$out/bench-$1.log" 2>&1 || { tail -n 20 "$out/bench-$1.log" >&2; exit 1; }
+    --seed 1 --percentile-metrics ttft,tpot,itl,e2el --disable-tqdm \
+    --save-result --result-dir /results --result-filename "bench-$1.json" >"$out/bench-$1.log" 2>&1 || { tail -n 20 "$out/bench-$1.log" >&2; exit 1; }
   lx cat "/tmp/bench-$1.json" >"$out/bench-$1.json"
 }
-for r in $(seq 1 "$runs"); do
-  for s in no yes; do
-    bench "direct-stream_$s-$r" "http://127.0.0.1:$port" "$s"
-    bench "gateway-stream_$s-$r" "http://127.0.0.1:$gw_port" "$s"
-  done
+step bench && for r in $(seq 1 "$runs"); do
+  bench "direct-$r" "http://127.0.0.1:$port"
+  bench "gateway-$r" "http://127.0.0.1:$gw_port"
 done
 
-python3 - "$out" "${#sorted[@]}" "${sorted[@]}" <<PY
+python3 - "$out" "${#sorted[@]}" "${sorted[@]}" <<PY | tee "$out/summary.md"
 import glob, json, os, statistics, sys
 out, n = sys.argv[1], int(sys.argv[2])
 names = sys.argv[3:3 + n]
-singles = {k: float(v) for k, v in (("${!single_sum[*]}".split()[i], "${single_sum[*]}".split()[i])
-                                    for i in range(n))}
+keys, vals = "${!single_sum[*]}".split(), "${single_sum[*]}".split()
+singles = {k: float(v) for k, v in zip(keys, vals)}
 gated = [float(x) for x in "${gated[*]}".split()]
-print("| model | start to healthy, alone (mean of $runs) |")
-print("|---|---|")
-for m in names:
-    print("| %s | %.1f s |" % (m, singles[m]))
-total = sum(singles.values())
-print("\ngated boot: %s s; sum of single starts %.1f s; ratio %s"
-      % (", ".join("%.1f" % g for g in gated), total, ", ".join("%.3f" % (g / total) for g in gated)))
-def agg(pattern, key):
-    vals = [json.load(open(f))[key] for f in sorted(glob.glob(os.path.join(out, pattern)))]
-    return statistics.mean(vals), len(vals)
-print("\n| path | mean E2E latency (no stream) | median E2E | mean TTFT (stream) | median TTFT |")
-print("|---|---|---|---|---|")
-for path in ("direct", "gateway"):
-    e, _ = agg("bench-%s-stream_no-*.json" % path, "mean_e2el_ms")
-    em, _ = agg("bench-%s-stream_no-*.json" % path, "median_e2el_ms")
-    t, _ = agg("bench-%s-stream_yes-*.json" % path, "mean_ttft_ms")
-    tm, _ = agg("bench-%s-stream_yes-*.json" % path, "median_ttft_ms")
-    print("| %s | %.1f ms | %.1f ms | %.1f ms | %.1f ms |" % (path, e, em, t, tm))
+if singles:
+    print("| model | start to healthy, alone (mean of $runs) |")
+    print("|---|---|")
+    for m in names:
+        print("| %s | %.1f s |" % (m, singles[m]))
+if singles and gated:
+    total = sum(singles.values())
+    print("\ngated boot: %s s; sum of single starts %.1f s; ratio %s"
+          % (", ".join("%.1f" % g for g in gated), total, ", ".join("%.3f" % (g / total) for g in gated)))
+def load(path, r):
+    f = os.path.join(out, "bench-%s-%d.json" % (path, r))
+    return json.load(open(f)) if os.path.exists(f) else None
+rows = [(r, load("direct", r), load("gateway", r)) for r in range(1, $runs + 1)]
+rows = [row for row in rows if row[1] and row[2]]
+if rows:
+    print("\n| pair | completion (e2el) median, direct | through the gateway | overhead "
+          "| TTFT median, direct | through the gateway | overhead | requests completed (direct/gateway) |")
+    print("|---|---|---|---|---|---|---|---|")
+    e_over, t_over = [], []
+    for r, d, g in rows:
+        eo = g["median_e2el_ms"] - d["median_e2el_ms"]
+        to = g["median_ttft_ms"] - d["median_ttft_ms"]
+        e_over.append(eo)
+        t_over.append(to)
+        print("| %d | %.1f ms | %.1f ms | %+.1f ms | %.1f ms | %.1f ms | %+.1f ms | %d/%d |"
+              % (r, d["median_e2el_ms"], g["median_e2el_ms"], eo, d["median_ttft_ms"], g["median_ttft_ms"], to,
+                 d["completed"], g["completed"]))
+    print("\nmedian gateway overhead over %d pairs: E2E %+.1f ms, TTFT %+.1f ms"
+          % (len(rows), statistics.median(e_over), statistics.median(t_over)))
 PY
 echo "vllm_cpu: raw output in $out" >&2
