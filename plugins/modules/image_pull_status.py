@@ -19,13 +19,9 @@ description:
     from C(async_status).
 author:
   - llmops.multillm maintainers (@llmops)
+extends_documentation_fragment:
+  - llmops.multillm.attributes.read_only
 attributes:
-  check_mode:
-    support: full
-    description: Reads only.
-  diff_mode:
-    support: none
-    description: No diff.
   platform:
     platforms: posix
     support: full

@@ -18,13 +18,9 @@ description:
   - Reads only; never fails for a failed fetch and never reports a change.
 author:
   - llmops.multillm maintainers (@llmops)
+extends_documentation_fragment:
+  - llmops.multillm.attributes.read_only
 attributes:
-  check_mode:
-    support: full
-    description: Reads only.
-  diff_mode:
-    support: none
-    description: No diff.
   platform:
     platforms: posix
     support: full
