@@ -4,18 +4,13 @@ Engine API on a unix socket (no Docker needed): one image pulls slowly, one is r
 its registry."""
 
 import json
-import os
 import re
 import pathlib
-import socketserver
-import subprocess
-import sys
-import threading
 import time
-import http.server
-from urllib.parse import parse_qs, unquote, urlparse
 
 import yaml
+
+from fake_docker_engine import ansible_playbook, fake_engine
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 SLOW, REFUSED = "registry.test/slow:1", "registry.test/refused:1"
@@ -23,101 +18,37 @@ REGISTRY_ERROR = "manifest for registry.test/refused:1 not found: manifest unkno
 LAYERS = {"layer1": 3_000_000_000, "layer2": 6_400_000_000}  # 9.4 GB, streamed over pull_seconds
 
 
-class FakeEngine(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
+def slow_or_refused(pull_seconds):
+    """The fake engine's pull (fake_docker_engine.FakeEngine's ``pull``): REFUSED fails with the
+    registry's error; any other image streams its LAYERS over ``pull_seconds``, then is pulled."""
 
-    def __init__(self, path, pull_seconds, pulled=None):
-        self.pulled, self.pull_seconds = set() if pulled is None else pulled, pull_seconds
-        super().__init__(path, Handler)
-
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def address_string(self):
-        return "fake"
-
-    def log_message(self, *_):
-        pass
-
-    def reply(self, code, body):
-        data = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.close_connection = True
-        self.wfile.write(data)
-
-    def path_(self):
-        path = urlparse(self.path).path
-        return "/" + path.split("/", 2)[2] if path.startswith("/v1.") else path
-
-    def do_GET(self):  # noqa: N802
-        path = self.path_()
-        if path == "/_ping":
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(b"OK")
-            self.close_connection = True
-        elif path == "/version":
-            self.reply(200, {"ApiVersion": "1.41", "MinAPIVersion": "1.12", "Version": "20.10.24", "Os": "linux"})
-        elif path == "/images/json":
-            ref = json.loads(parse_qs(urlparse(self.path).query).get("filters", ["{}"])[0]).get("reference", [""])[0]
-            self.reply(200, [{"Id": "sha256:" + "a" * 64, "RepoTags": [n]} for n in sorted(self.server.pulled)
-                             if n.split(":")[0] == ref.split(":")[0]])
-        elif path.startswith("/images/") and path.endswith("/json"):
-            name = unquote(path[len("/images/"):-len("/json")])
-            if name in self.server.pulled or (name.startswith("sha256:") and self.server.pulled):
-                self.reply(200, {"Id": "sha256:" + "a" * 64, "RepoTags": [name]})
-            else:
-                self.reply(404, {"message": "No such image: " + name})
-        else:
-            self.reply(404, {"message": "not faked: " + path})
-
-    def do_POST(self):  # noqa: N802
-        q = parse_qs(urlparse(self.path).query)
-        name = "%s:%s" % (q["fromImage"][0], q.get("tag", ["latest"])[0])
-        # The engine streams its pull as chunked JSON lines, the last one being the error if any.
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-
-        def chunk(obj):
-            data = json.dumps(obj).encode() + b"\r\n"
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-            self.wfile.flush()
-
+    def pull(engine, name, chunk):
         if name == REFUSED:
             chunk({"status": "Pulling from registry.test/refused", "id": "1"})
             chunk({"errorDetail": {"message": REGISTRY_ERROR}, "error": REGISTRY_ERROR})
-        else:
-            # As the engine streams a pull: the layers announced, then "Downloading" lines with
-            # progressDetail {current, total} in bytes, then each layer's completion.
-            chunk({"status": "Pulling from registry.test/slow", "id": "1"})
-            for layer in LAYERS:
-                chunk({"status": "Pulling fs layer", "progressDetail": {}, "id": layer})
-            chunk({"status": "Already exists", "progressDetail": {}, "id": "present0"})
-            start = time.time()
-            while time.time() - start < self.server.pull_seconds:
-                share = (time.time() - start) / self.server.pull_seconds
-                for layer, total in LAYERS.items():
-                    chunk({"status": "Downloading", "id": layer,
-                           "progressDetail": {"current": int(total * share), "total": total}})
-                time.sleep(0.25)
-            for layer in LAYERS:
-                chunk({"status": "Download complete", "progressDetail": {}, "id": layer})
-                chunk({"status": "Extracting", "id": layer, "progressDetail": {"current": 1, "total": LAYERS[layer]}})
-                chunk({"status": "Pull complete", "progressDetail": {}, "id": layer})
-            chunk({"status": "Digest: sha256:" + "b" * 64})
-            self.server.pulled.add(name)
-            chunk({"status": "Status: Downloaded newer image for " + name})
-        self.wfile.write(b"0\r\n\r\n")
-        self.close_connection = True
+            return
+        # As the engine streams a pull: the layers announced, then "Downloading" lines with
+        # progressDetail {current, total} in bytes, then each layer's completion.
+        chunk({"status": "Pulling from registry.test/slow", "id": "1"})
+        for layer in LAYERS:
+            chunk({"status": "Pulling fs layer", "progressDetail": {}, "id": layer})
+        chunk({"status": "Already exists", "progressDetail": {}, "id": "present0"})
+        start = time.time()
+        while time.time() - start < pull_seconds:
+            share = (time.time() - start) / pull_seconds
+            for layer, total in LAYERS.items():
+                chunk({"status": "Downloading", "id": layer,
+                       "progressDetail": {"current": int(total * share), "total": total}})
+            time.sleep(0.25)
+        for layer in LAYERS:
+            chunk({"status": "Download complete", "progressDetail": {}, "id": layer})
+            chunk({"status": "Extracting", "id": layer, "progressDetail": {"current": 1, "total": LAYERS[layer]}})
+            chunk({"status": "Pull complete", "progressDetail": {}, "id": layer})
+        chunk({"status": "Digest: sha256:" + "b" * 64})
+        engine.images.add(name)
+        chunk({"status": "Status: Downloaded newer image for " + name})
+
+    return pull
 
 
 PLAY = """
@@ -142,24 +73,11 @@ PLAY = """
 
 
 def run_images(tmp_path, images, pull_seconds, pulled=None):
-    sock = str(tmp_path / "docker.sock")
-    if os.path.exists(sock):
-        os.unlink(sock)
-    engine = FakeEngine(sock, pull_seconds, pulled)
-    threading.Thread(target=engine.serve_forever, daemon=True).start()
-    play = tmp_path / "play.yml"
-    play.write_text(PLAY % {"specs": json.dumps([{"image": i} for i in images]), "sock": sock})
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"),
-               ANSIBLE_STDOUT_CALLBACK="default", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    bindir = pathlib.Path(sys.executable).parent
-    try:
-        proc = subprocess.run([str(bindir / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-                               "-e", "ansible_python_interpreter=" + sys.executable,
-                               "-e", "__model_stack_pull_dir=" + str(tmp_path / "pulls"), str(play)],
-                              env=env, capture_output=True, text=True, timeout=180, cwd=str(tmp_path))
-    finally:
-        engine.shutdown()
-    return proc
+    sock = tmp_path / "docker.sock"
+    with fake_engine(sock, set() if pulled is None else pulled, slow_or_refused(pull_seconds)):
+        play = tmp_path / "play.yml"
+        play.write_text(PLAY % {"specs": json.dumps([{"image": i} for i in images]), "sock": sock})
+        return ansible_playbook(tmp_path, play, "-e", "__model_stack_pull_dir=" + str(tmp_path / "pulls"))
 
 
 def test_a_slow_pull_shows_bytes_and_a_refused_one_shows_the_registrys_error(tmp_path):
