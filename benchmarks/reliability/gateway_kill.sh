@@ -20,9 +20,15 @@ mkdir -p "$OUT"
 source .venv/bin/activate
 export ANSIBLE_CONFIG=$PWD/ansible.cfg ANSIBLE_NOCOLOR=1
 lab() { docker exec "$LAB" "$@"; }
-# completions the model's fault-injector server answered (its /metrics counter): requests that reached it
+# Requests the model server finished (its /metrics counter): requests that reached it. Real vLLM
+# (the lab since 2026-12-04): vllm:request_success_total, summed over its finished_reason labels;
+# the fault injector (the lab before): fault_injector_requests_total of 200 chat completions.
+# Prints nothing when the server has neither counter.
 served() { lab curl -s "http://127.0.0.1:$(lab systemctl show "multillm-model-$MODEL.service" -p Description --value | sed 's/.*://')/metrics" \
-  | awk -F'} ' '/fault_injector_requests_total\{path="\/v1\/chat\/completions",status="200"\}/{print $2}'; }
+  | awk '/^vllm:request_success_total\{/ || /^fault_injector_requests_total\{path="\/v1\/chat\/completions",status="200"\}/ {
+      n += $NF; found = 1 } END { if (found) printf "%d\n", n }'; }
+# "completions answered by the backend meanwhile" since the count $1 (unknown without a counter)
+served_since() { local n; n=$(served); if [[ -n $1 && -n $n ]]; then echo $((n - $1)); else echo "unknown (no request counter on /metrics)"; fi; }
 procs() { lab ps -o pid,ppid,etimes,rss,args --ppid "$(lab systemctl show -p MainPID --value litellm-gateway)" -p "$(lab systemctl show -p MainPID --value litellm-gateway)"; }
 poll() { docker exec -i "$LAB" python3 - 0.05 "$1" http://127.0.0.1:4001/health/liveliness \
   < benchmarks/reliability/health_poll.py > "$2/health.log"; }
@@ -47,7 +53,7 @@ fault() {  # name, command run in the lab host 5 s into 40 s of load
   lab systemctl show litellm-gateway -p MainPID,NRestarts,ActiveEnterTimestamp > "$d/systemd-after.txt"
   lab journalctl --no-pager -o short-iso-precise --since "$since" -u litellm-gateway > "$d/journal.txt" || true
   python3 benchmarks/reliability/summarize.py --event "$t" "$d/client.jsonl" | tee "$d/summary.txt"
-  echo "   completions answered by the backend meanwhile: $(( $(served) - n0 ))" | tee -a "$d/summary.txt"
+  echo "   completions answered by the backend meanwhile: $(served_since "$n0")" | tee -a "$d/summary.txt"
   awk -v ev="$t" '{printf "   health %+7.2f s  %s %s\n", $1-ev, $2, $3}' "$d/health.log" | tee -a "$d/summary.txt"
   sleep 5
 }
@@ -72,12 +78,12 @@ for what in "${@:-worker main restart recycle}"; do for w in $what; do case $w i
     python3 benchmarks/reliability/client.py --key "$KEY" --model "$MODEL" --connections 4 --interval 0 \
       --requests "$RECYCLE_REQUESTS" --duration 300 > "$d/client.jsonl"
     python3 benchmarks/reliability/summarize.py "$d/client.jsonl" | tee -a "$d/summary.txt"
-    echo "   completions answered by the backend meanwhile: $(( $(served) - n0 ))" | tee -a "$d/summary.txt"
+    echo "   completions answered by the backend meanwhile: $(served_since "$n0")" | tee -a "$d/summary.txt"
     n0=$(served)
     echo "loadgen.py --retry-stale, 4 connections, $RECYCLE_REQUESTS requests (load $(cut -d' ' -f1-3 /proc/loadavg))" | tee -a "$d/summary.txt"
     python3 benchmarks/gateway_overhead/loadgen.py --url http://127.0.0.1:4001/v1/chat/completions --model "$MODEL" \
       --key "$KEY" --connections 4 --requests "$RECYCLE_REQUESTS" --warmup 0 --retry-stale | tee -a "$d/summary.txt" || true
-    echo "   completions answered by the backend meanwhile: $(( $(served) - n0 ))" | tee -a "$d/summary.txt"
+    echo "   completions answered by the backend meanwhile: $(served_since "$n0")" | tee -a "$d/summary.txt"
     lab journalctl --no-pager -o short-iso-precise --since "$since" -u litellm-gateway > "$d/journal.txt" || true
     echo "worker recycles in the journal (Gunicorn 'Maximum request limit ... exceeded'): $(grep -c 'Maximum request limit' "$d/journal.txt")" | tee -a "$d/summary.txt"
     grep -i 'autorestart\|booting worker\|max requests' "$d/journal.txt" | head -3 | tee -a "$d/summary.txt" || true

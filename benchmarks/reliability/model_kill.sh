@@ -15,7 +15,10 @@ MODEL=${1:-qwen2.5-14b-instruct}
 OTHER=${OTHER:-paddleocr-vl}
 OUT=${OUT:-benchmarks/results/reliability/$(date -u +%F)/model_kill}
 KEY=$(awk '/^litellm_gateway_master_key:/{print $2}' inventories/lab/group_vars/all/main.yml)
-PRE=5 POST=${POST:-45}
+# POST: seconds watched after the fault. Real vLLM's CPU build (the lab since 2026-12-04) takes
+# 28-75 s from a container start to healthy on 2 busy cores, so a killed model needs more than
+# the 45 s that covered the fault injector's restart.
+PRE=5 POST=${POST:-150}
 mkdir -p "$OUT"
 lab() { docker exec "$LAB" "$@"; }
 units=$(lab systemctl list-units --plain --no-legend 'multillm-model-*' | awk '{print $1}')
