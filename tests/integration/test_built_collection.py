@@ -74,7 +74,7 @@ def test_the_tarball_ships_what_users_run(tarball):
     roles = sorted(p.parent.parent.name for p in (ROOT / "roles").glob("*/tasks/main.yml"))
     needed = ["LICENSE", "meta/runtime.yml", "meta/execution-environment.yml", "requirements.txt", "bindep.txt",
               "CHANGELOG.md", "changelogs/changelog.yaml", "plugins/modules/vram_check.py",
-              "plugins/filter/multillm_contract_errors.py", "inventories/h100/hosts.yml"]
+              "plugins/filter/multillm.py", "plugins/filter/multillm_contract_errors.yml", "inventories/h100/hosts.yml"]
     playbooks = ("site", "preflight", "gpu_host", "models", "gateway", "verify", "reprovision")
     needed += ["playbooks/%s.yml" % p for p in playbooks]
     needed += ["roles/%s/tasks/main.yml" % r for r in roles]

@@ -4,9 +4,10 @@ import copy
 
 import pytest
 
-from ansible_collections.llmops.multillm.plugins.filter import multillm_contract_errors as contract
+from ansible_collections.llmops.multillm.plugins.filter.multillm import FilterModule
+from ansible_collections.llmops.multillm.plugins.module_utils._contract import contract_errors
 
-check = contract.multillm_contract_errors
+check = FilterModule().filters()["multillm_contract_errors"]
 
 GOOD = {
     "multillm_vram_strategy": "static",
@@ -148,7 +149,7 @@ def test_gateway_keys_are_checked_only_when_present():
 
 
 def test_filter_is_registered():
-    assert contract.FilterModule().filters()["multillm_contract_errors"] is check
+    assert check is contract_errors
 
 
 def test_a_backend_address_is_accepted():

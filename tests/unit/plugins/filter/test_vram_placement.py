@@ -1,6 +1,6 @@
 """The thin filter vram_placement calls _placement.vram_expectations."""
 
-from ansible_collections.llmops.multillm.plugins.filter.vram_placement import FilterModule
+from ansible_collections.llmops.multillm.plugins.filter.multillm import FilterModule
 from ansible_collections.llmops.multillm.plugins.module_utils._model_spec import model_specs
 
 

@@ -7,8 +7,7 @@ import re
 
 import pytest
 
-from ansible_collections.llmops.multillm.plugins.filter import gateway_errors as gateway_filter
-from ansible_collections.llmops.multillm.plugins.filter import gateway_foreign_listeners as foreign_filter
+from ansible_collections.llmops.multillm.plugins.filter.multillm import FilterModule
 from ansible_collections.llmops.multillm.plugins.module_utils import _contract, _gateway
 
 KEY = "sk-gateway-unit-test-key-0001"
@@ -43,7 +42,7 @@ GOOD = {
 def errors(**changes):
     g = copy.deepcopy(GOOD)
     g.update(changes)
-    return gateway_filter.gateway_errors(g, "gw")
+    return FilterModule().filters()["gateway_errors"](g, "gw")
 
 
 def rule_ids(messages):
@@ -159,7 +158,7 @@ def test_another_port_or_a_stopped_socket_is_not_the_gateways_concern_or_claim()
     elsewhere = {"address": "127.0.0.1", "port": 8001, "pid": 9, "name": "python3", "user": "root"}
     assert _gateway.foreign_listeners([elsewhere], 4001, SOCKET_ACTIVE, [], "litellm") == []
     # systemd's listener while the socket unit is stopped: foreign (another unit holds it).
-    assert foreign_filter.gateway_foreign_listeners(GOOD["listeners"], 4001, SOCKET_INACTIVE, [], "litellm") \
+    assert FilterModule().filters()["gateway_foreign_listeners"](GOOD["listeners"], 4001, SOCKET_INACTIVE, [], "litellm") \
         == GOOD["listeners"]
 
 

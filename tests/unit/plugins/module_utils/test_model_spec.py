@@ -244,7 +244,8 @@ def test_network_and_labels():
 
 
 def test_the_filters_are_thin_wrappers():
-    from ansible_collections.llmops.multillm.plugins.filter import model_endpoints, model_specs, model_stack_errors
-    assert model_specs.FilterModule().filters()["model_specs"]([QWEN], GPU) == ms.model_specs([QWEN], GPU)
-    assert model_endpoints.FilterModule().filters()["model_endpoints"]([QWEN]) == ms.model_endpoints([QWEN])
-    assert model_stack_errors.FilterModule().filters()["model_stack_errors"]({}, [QWEN], "h") == []
+    from ansible_collections.llmops.multillm.plugins.filter.multillm import FilterModule
+    filters = FilterModule().filters()
+    assert filters["model_specs"]([QWEN], GPU) == ms.model_specs([QWEN], GPU)
+    assert filters["model_endpoints"]([QWEN]) == ms.model_endpoints([QWEN])
+    assert filters["model_stack_errors"]({}, [QWEN], "h") == []

@@ -5,7 +5,7 @@ import re
 import pytest
 import yaml
 
-from ansible_collections.llmops.multillm.plugins.filter.verify_summary import FilterModule
+from ansible_collections.llmops.multillm.plugins.filter.multillm import FilterModule
 from ansible_collections.llmops.multillm.plugins.module_utils._summary import for_display, gateway_url, render_table, verify_summary
 
 QWEN, OCR = "qwen2.5-14b-instruct", "paddleocr-vl"
