@@ -19,7 +19,7 @@ SCENARIO ?=
 STAGE := scripts/stage.sh
 
 .PHONY: help venv docker images lint changelog changelog-release sanity unit floor integration molecule scenario \
-	test lab lab-down build clean
+	test lab lab-installed lab-down build clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -83,6 +83,9 @@ lab: venv images ## Run site.yml against the local lab host
 	@$(STAGE) "lab host" ansible-playbook playbooks/lab_host.yml
 	@$(STAGE) "site.yml" ansible-playbook -i inventories/lab site.yml
 	@scripts/lab-usage.sh
+
+lab-installed: venv images ## The lab from the built tarball: installed into an empty path, run by FQCN from outside the clone
+	@scripts/lab-installed.sh
 
 lab-down: venv ## Remove everything `make lab` created
 	@ansible-playbook playbooks/lab_host.yml -e multillm_lab_state=absent
