@@ -112,12 +112,17 @@ def _gateway_cell(name, gateways):
     seen = []
     for gw in gateways:
         status = gw.get("status")
+        # The probe's own verdict (gateway_probe): a 200 without usage figures or without a
+        # complete stream is not ok.
+        problems = ((gw.get("details") or {}).get(name) or {}).get("problems")
         if status is None:
             seen.append(NA)
-        elif name in status:
-            seen.append(_status(status[name]))
-        else:
+        elif name not in status:
             seen.append("absent")
+        elif problems and _status(status[name]) == "ok":
+            seen.append("failed")
+        else:
+            seen.append(_status(status[name]))
     seen = sorted(set(seen))
     return seen[0] if len(seen) == 1 else "/".join(seen)
 

@@ -126,6 +126,17 @@ def test_vram_off_target_says_off():
     assert row(lines, QWEN)["VRAM"] == "OFF"
 
 
+def test_a_200_without_usage_or_a_whole_stream_is_not_ok_in_the_gateway_column():
+    facts = one_gpu()
+    facts["gateways"][0]["status"] = {QWEN: 200, OCR: 200}
+    facts["gateways"][0]["details"] = {
+        QWEN: {"status": 200, "problems": []},
+        OCR: {"status": 200, "problems": ["model paddleocr-vl: the stream ended without data: [DONE]"]}}
+    lines = verify_summary(facts)
+    assert row(lines, QWEN)["gateway"] == "ok"
+    assert row(lines, OCR)["gateway"] == "failed"
+
+
 def test_the_gateway_lines_are_ready_to_paste_and_read_the_key_from_the_environment():
     lines = verify_summary(one_gpu())
     url = "http://192.0.2.10:4001/v1"
