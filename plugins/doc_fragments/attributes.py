@@ -10,8 +10,8 @@ __metaclass__ = type
 
 class ModuleDocFragment(object):
 
-    # A module that only reads (vram_check, model_kv_check, image_pull_status, weights_status): check mode runs the same checks,
-    # there is never a diff. Each module adds its own platform attribute.
+    # A module that only reads (vram_check, model_kv_check, image_pull_status, weights_status, gateway_probe):
+    # check mode runs the same checks, there is never a diff. Each module adds its own platform attribute.
     READ_ONLY = r"""
 options: {}
 attributes:
