@@ -31,6 +31,10 @@ Phases (one JSON report each in --out):
   seq         --strategy static|kvcached: gated sequential boot, rest, burst, rest again
   concurrent  --strategy static: both models released at the same moment (no gate)
   single      the first model alone (cold/warm start with its vLLM cache folder kept)
+  chains      issue 18: every model once per GPU of --gpus (give 0,1), all units started at once,
+              each GPU's chain ordered by the spec's gate lines, the chains side by side
+  (--only NAME picks models for seq/single; --triton-in-cache puts TRITON_CACHE_DIR in each cache
+  volume; --at-rest CMD runs a command while the models rest, e.g. nvml_venv.sh's Ansible checks)
   placement   no model: the device selection of a model's gpus as CUDA sees it (this GPU by
               index and UUID, an absent index and UUID), vram_check naming an absent GPU
   specs       no GPU: what a run would start (argv, env, the bare process's env, cache folder)
@@ -65,6 +69,7 @@ HELPER = os.path.join(ROOT, "roles", "model_stack", "files", "multillm-model-wai
 VRAM_CHECK = os.path.join(ROOT, "plugins", "modules", "vram_check.py")
 INVENTORY = os.path.join(ROOT, "inventories", "h100", "group_vars", "all", "main.yml")
 H100_80GB_MIB = 81559
+TRITON_SUBDIR = "triton"  # --triton-in-cache: TRITON_CACHE_DIR=<vLLM cache mount>/triton
 MIB = 2 ** 20
 
 
@@ -97,10 +102,18 @@ def models_for_run(a, total_mib):
         m["gpu_memory_utilization"] = round(float(m["gpu_memory_utilization"]) * H100_80GB_MIB / total_mib, 4)
         m["extra_args"] = list(m.get("extra_args") or []) + ["--load-format", "dummy"]
         m["port"] = int(m["port"]) + a.port_offset
-        if a.gpus:
+        if a.triton_in_cache:
+            # What a model entry's env would set (the spec's env): Triton's JIT cache inside the
+            # mounted vLLM cache volume, so that it outlives a recreated container (issue 20).
+            m["env"] = dict(m.get("env") or {}, TRITON_CACHE_DIR=_model_spec.VLLM_CACHE_MOUNT + "/" + TRITON_SUBDIR)
+        if a.gpus and a.phase != "chains":
             # Placed on chosen GPUs (issue 17): the spec then gives exactly those devices.
             m["gpus"] = [int(g) if g.isdigit() else g for g in a.gpus.split(",")]
         out.append(m)
+    if a.only:
+        out = [m for m in out if m["name"] in a.only.split(",")]
+        if not out:
+            raise SystemExit("--only %s names no model of %s" % (a.only, INVENTORY))
     return out
 
 
@@ -133,9 +146,14 @@ def volume_env(spec, cache_root):
     out = {}
     for vol in spec.get("volumes") or []:
         src, dst = vol.split(":")[:2]
+        if not src.startswith(_model_spec.VLLM_CACHE_DIR + "/"):
+            continue
+        host = os.path.join(cache_root, src[len(_model_spec.VLLM_CACHE_DIR) + 1:])
         for k, v in spec["env"].items():
-            if v == dst and src.startswith(_model_spec.VLLM_CACHE_DIR + "/"):
-                out[k] = os.path.join(cache_root, src[len(_model_spec.VLLM_CACHE_DIR) + 1:])
+            if v == dst:
+                out[k] = host
+            elif isinstance(v, str) and v.startswith(dst + "/"):
+                out[k] = host + v[len(dst):]  # a folder inside the volume (TRITON_CACHE_DIR)
     return out
 
 
@@ -451,6 +469,27 @@ def vram_check(a, servers, label):
     return rep
 
 
+def at_rest(a, servers, rest):
+    """--at-rest CMD: a shell command run while the models rest (before they stop), told each
+    model's "container" (GV_CONTAINERS: name=short id@its GPUs, space-separated) and the harness's
+    resting reading (GV_REST_USED_MIB, per GPU GV_REST_GPU_MIB: index=MiB). Its environment drops PYTHONPATH and LD_PRELOAD (the harness's
+    own), so that what it starts sees a plain machine. Output goes to --logs/<tag>-at-rest.log."""
+    env = dict(os.environ)
+    for k in ("PYTHONPATH", "LD_PRELOAD"):
+        env.pop(k, None)
+    env["GV_CONTAINERS"] = " ".join("%s=%s@%s" % (s.spec["name"], s.cid[:12], ",".join(s.spec["gpus"] or ["0"]))
+                                    for s in servers)
+    env["GV_REST_USED_MIB"] = str(rest.get("used_mib") or "")
+    env["GV_REST_GPU_MIB"] = " ".join("%s=%s" % (g.get("index"), g.get("used_mib")) for g in rest.get("gpus") or [])
+    path = os.path.join(a.logs, "%s-at-rest.log" % a.tag)
+    t0 = now()
+    with open(path, "w", encoding="utf-8") as f:
+        res = subprocess.run(a.at_rest, shell=True, env=env, stdout=f, stderr=subprocess.STDOUT, check=False)
+    log("at rest: %r rc=%s in %.1f s, output %s" % (a.at_rest, res.returncode, now() - t0, path))
+    return {"cmd": a.at_rest, "rc": res.returncode, "took_s": round(now() - t0, 1), "log": path,
+            "containers": env["GV_CONTAINERS"]}
+
+
 def burst(a, servers):
     """a.requests requests of a.prompt_tokens random token ids and a.max_tokens generated tokens
     to every model at once; NVML sampled every 0.2 s through it for the peak."""
@@ -552,7 +591,11 @@ def cache_listing(a, specs):
                                                                    "<%d entries>" % len(v)) for k, v in fj.items()}
             except (OSError, ValueError):
                 pass
-        out[s["name"]] = {"folder": root, "keys": keys, "mib": round(size / MIB, 1), "factors": factors}
+        tri = 0
+        for d, _, fs in os.walk(os.path.join(root, TRITON_SUBDIR)):
+            tri += sum(os.path.getsize(os.path.join(d, f)) for f in fs if os.path.isfile(os.path.join(d, f)))
+        out[s["name"]] = {"folder": root, "keys": keys, "mib": round(size / MIB, 1), "factors": factors,
+                          "triton_mib": round(tri / MIB, 1)}
     return out
 
 
@@ -672,11 +715,102 @@ def phase_seq(a, specs, report):
         report["boots"] = boots
         report["kv"] = {s.spec["name"]: kv_capacity(s) for s in servers}
         report["rest"] = vram_check(a, servers, "rest")
+        if a.at_rest:
+            report["at_rest"] = at_rest(a, servers, report["rest"])
         if a.requests:
             report["burst"] = burst(a, servers)
             report["rest_again"] = vram_check(a, servers, "rest again")
     finally:
         report["log_lines"] = {s.spec["name"]: key_lines(s) for s in servers}
+        stop_all(servers, specs)
+
+
+FAKE_SYSTEMCTL = """#!/bin/sh
+# stand-in for the helpers (no systemd here): every unit is starting, no job list
+case "$1" in show) printf 'ActiveState=activating\\nSubState=start-post\\n';; esac
+exit 0
+"""
+
+
+def chain_models(models, gpus):
+    """Issue 18: the inventory's models once per GPU, each copy placed on that GPU (gpus: [g]),
+    copies after the first named <name>-g<g> on port + 100 * g. Listed GPU by GPU in the
+    inventory's order, so placement gives one chain per GPU (_placement.predecessors)."""
+    out = []
+    for m in models:
+        for g in gpus:
+            c = dict(m, gpus=[g])
+            if g != gpus[0]:
+                c["name"] = "%s-g%s" % (m["name"], g)
+                c["port"] = int(m["port"]) + 100 * int(g)
+            out.append(c)
+    return out
+
+
+def phase_chains(a, specs, report):
+    """Every model's unit started at once, as systemd starts them at boot: each server behind
+    its gate, each model's health helper (the spec's line, its --previous-* pairs included)
+    started at the same moment; the gates order each GPU's chain, the chains run side by side."""
+    fake_bin = os.path.join(a.logs, "fake-systemctl")
+    os.makedirs(fake_bin, exist_ok=True)
+    with open(os.path.join(fake_bin, "systemctl"), "w", encoding="utf-8") as f:
+        f.write(FAKE_SYSTEMCTL)
+    os.chmod(os.path.join(fake_bin, "systemctl"), 0o755)
+    henv = dict(os.environ, PATH=fake_bin + ":" + os.environ["PATH"])
+    report["chains"] = _placement.chains([{"name": s["name"], "gpus": s["gpus"]} for s in specs])
+    report["predecessors"] = {s["name"]: [specs[j]["name"] for j in b]
+                              for s, b in zip(specs, _placement.predecessors(
+                                  [{"name": s["name"], "gpus": s["gpus"]} for s in specs]))}
+    log("chains %s; predecessors %s" % (report["chains"], report["predecessors"]))
+    servers = [Server(s, a, local_gate(s, a.gate_root), a.logs) for s in specs]
+    report["argv"] = {s.spec["name"]: s.argv[5:] for s in servers}
+    report["env"] = {s.spec["name"]: s.env_shown for s in servers}
+    t0 = now()
+    helpers = {}
+    for s in servers:
+        cmd = helper_argv(s.spec, s.gate_dir, specs)
+        helpers[s.spec["name"]] = (s, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                                       text=True, env=henv))
+    boots = {}
+    try:
+        pending = dict(helpers)
+        while pending and now() - t0 < a.timeout:
+            for name, (s, h) in list(pending.items()):
+                if h.poll() is not None or s.proc.poll() is not None:
+                    if h.poll() is None:
+                        h.kill()
+                    out = h.communicate()[0]
+                    lines = out.strip().splitlines()
+                    m = [re.search(r"healthy elapsed_s=([\d.]+)", x) for x in lines]
+                    m = [x for x in m if x]
+
+                    def mtime(f):
+                        p = os.path.join(s.gate_dir, f)
+                        return round(os.stat(p).st_mtime - t0, 2) if os.path.exists(p) else None
+                    boots[name] = {"helper_rc": h.returncode if s.proc.poll() is None else -1,
+                                   "gpus": s.spec["gpus"], "released_s": mtime("release"), "ready_s": mtime("ready"),
+                                   "start_to_healthy_s": float(m[0].group(1)) if m else None,
+                                   "helper_lines": [x[-220:] for x in lines]}
+                    r, h_s, rd = boots[name]["released_s"], boots[name]["start_to_healthy_s"], boots[name]["ready_s"]
+                    boots[name]["settle_s"] = round(rd - r - h_s, 2) if None not in (r, h_s, rd) else None
+                    log("chain %s: %s" % (name, {k: v for k, v in boots[name].items() if k != "helper_lines"}))
+                    del pending[name]
+            time.sleep(0.5)
+        report["boots"] = boots
+        report["serve_s"] = max([b["ready_s"] or 0 for b in boots.values()] or [0])
+        ok = len(boots) == len(servers) and all(b["helper_rc"] == 0 for b in boots.values())
+        report["kv"] = {s.spec["name"]: kv_capacity(s) for s in servers}
+        if not ok:
+            report["failed_log_tail"] = {s.spec["name"]: s.log_text()[-4000:] for s in servers if s.proc.poll() is not None}
+            return
+        report["rest"] = vram_check(a, servers, "rest (chains)")
+        if a.at_rest:
+            report["at_rest"] = at_rest(a, servers, report["rest"])
+    finally:
+        for _, h in helpers.values():
+            if h.poll() is None:
+                h.kill()
+        report["log_lines"] = {s.spec["name"]: key_lines(s, 40) for s in servers}
         stop_all(servers, specs)
 
 
@@ -708,7 +842,7 @@ def phase_concurrent(a, specs, report):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("phase", choices=("seq", "concurrent", "single", "specs", "placement"))
+    p.add_argument("phase", choices=("seq", "concurrent", "single", "specs", "placement", "chains"))
     p.add_argument("--strategy", choices=("static", "kvcached"), default="static")
     p.add_argument("--tag", required=True, help="names this run's files")
     p.add_argument("--out", required=True, help="the JSON report goes here")
@@ -732,6 +866,11 @@ def main():
     p.add_argument("--no-cgroup", dest="cgroup", action="store_false",
                    help="leave the servers in the harness's cgroup (vram_check then names no container)")
     p.add_argument("--port-offset", type=int, default=0, help="added to the inventory's ports (dry runs here)")
+    p.add_argument("--only", help="the inventory's models of these names only (comma-separated)")
+    p.add_argument("--triton-in-cache", action="store_true",
+                   help="every model's env gets TRITON_CACHE_DIR inside its vLLM cache volume (<mount>/%s)" % TRITON_SUBDIR)
+    p.add_argument("--at-rest", metavar="CMD", help="seq/single: a shell command run while the models rest "
+                   "(after the resting vram_check, before the burst); see at_rest()")
     p.add_argument("--expect-gpu", type=float, help="vram_check: each spec GPU's expected GiB at rest")
     p.add_argument("--expect-gpu-tolerance", type=float, default=2.0)
     p.add_argument("--expect-model", action="append", default=[], metavar="NAME=GIB",
@@ -759,6 +898,8 @@ def main():
     models = models_for_run(a, total)
     if a.phase == "single":
         models = models[:1]
+    if a.phase == "chains":
+        models = chain_models(models, [g for g in a.gpus.split(",") if g] or ["0", "1"])
     specs = specs_for(a, models)
     if a.fresh_cache:
         for s in specs:
@@ -766,7 +907,8 @@ def main():
     if a.scratch:
         for s in specs:
             shutil.rmtree(os.path.join(a.scratch, "m%d" % s["index"]), ignore_errors=True)
-    report = {"phase": a.phase, "strategy": a.strategy, "tag": a.tag,
+    report = {"phase": a.phase, "strategy": a.strategy, "tag": a.tag, "only": a.only,
+              "triton_in_cache": a.triton_in_cache,
               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "gpu": gpu_facts(),
               "versions": versions(), "models": [{k: m[k] for k in ("name", "model", "gpu_memory_utilization",
                                                                     "max_model_len")} for m in models],
@@ -779,6 +921,8 @@ def main():
             phase_concurrent(a, specs, report)
         elif a.phase == "placement":
             phase_placement(a, specs, report)
+        elif a.phase == "chains":
+            phase_chains(a, specs, report)
         else:
             phase_seq(a, specs, report)
     finally:
