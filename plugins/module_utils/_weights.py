@@ -26,7 +26,7 @@ import os
 from ansible_collections.llmops.multillm.plugins.module_utils._contract import MODEL_STACK_DEFAULTS
 
 SETTINGS = ("model_stack_hf_cache_dir", "model_stack_hf_cache_mount", "model_stack_weights_state_dir",
-            "model_stack_weights_endpoint")
+            "model_stack_weights_endpoint", "model_stack_image_fault_injector")
 
 # A fetch's container is the model's container name plus this.
 WEIGHTS_CONTAINER_SUFFIX = "-weights"
@@ -117,15 +117,54 @@ def revision(argv):
     return "main"
 
 
+def _settings(settings):
+    s = dict((k, v) for k, v in MODEL_STACK_DEFAULTS.items() if k in SETTINGS)
+    s.update((k, v) for k, v in (settings or {}).items() if k in SETTINGS and v is not None)
+    return s
+
+
+def _image_repository(image):
+    """'registry:5000/org/name:tag' -> 'registry:5000/org/name' (a digest or tag dropped)."""
+    image = str(image or "").split("@", 1)[0]
+    last = image.rsplit("/", 1)[-1]
+    return image[:len(image) - len(last)] + last.split(":", 1)[0]
+
+
+def skip_reason(spec, settings):
+    """Why a model's weights are not fetched (None: they are). The fault injector holds no model
+    and no huggingface_hub: a fetch in its image would only fail, NO_STATE_GRACE_S later - whether
+    every model runs it (model_stack_server) or one model names it as its own image."""
+    s = _settings(settings)
+    if is_local(spec["model"]):
+        return "a local directory, mounted read-only, never fetched"
+    if spec.get("server", "vllm") != "vllm":
+        return "served by the %s, which loads no weights" % spec.get("server")
+    injector = s.get("model_stack_image_fault_injector")
+    if injector and _image_repository(spec.get("image")) == _image_repository(injector):
+        return "its image %s is the fault injector, which loads no weights" % spec.get("image")
+    return None
+
+
+def skipped(specs, settings):
+    """The models the stage does not fetch, each with the reason: [{name, reason, line}] in boot
+    order, line being '<name>: <reason>' (what the play prints)."""
+    out = []
+    for spec in specs:
+        reason = skip_reason(spec, settings)
+        if reason:
+            out.append({"name": spec["name"], "reason": reason, "line": "%s: %s" % (spec["name"], reason)})
+    return out
+
+
 def jobs(specs, settings):
     """One fetch per hub model: what the play starts and watches. specs: model_specs' output;
     settings: model_stack_hf_cache_dir, model_stack_hf_cache_mount, model_stack_weights_state_dir,
-    model_stack_weights_endpoint (left out: the role defaults)."""
-    s = dict((k, v) for k, v in MODEL_STACK_DEFAULTS.items() if k in SETTINGS)
-    s.update((k, v) for k, v in (settings or {}).items() if k in SETTINGS)
+    model_stack_weights_endpoint, model_stack_image_fault_injector (left out: the role defaults).
+    The models skip_reason names are left out (skipped() lists them)."""
+    s = _settings(settings)
     out = []
     for spec in specs:
-        if is_local(spec["model"]) or spec.get("server", "vllm") != "vllm":
+        if skip_reason(spec, s):
             continue
         name = spec["name"]
         state = "%s/%s.json" % (s["model_stack_weights_state_dir"], name)

@@ -7,7 +7,8 @@
 One test, in order: check mode changes nothing; a fetch cut by the timeout fails naming the
 model with its progress lines, both models fetched at once; the rerun fetches only the file that
 was cut and leaves the cache vLLM reads (huggingface_hub offline finds the snapshot); a third run
-fetches nothing. The token comes from the model's env file and never shows in the output."""
+fetches nothing. The token comes from the model's env file and never shows in the output. A local
+directory and a hub id on the fault injector's image are never fetched and are named with why."""
 import hashlib
 import importlib.util
 import json
@@ -67,7 +68,7 @@ def _play(tmp_path, specs, timeout, check=False):
     play = tmp_path / "play.yml"
     play.write_text(PLAY % {"cache": tmp_path / "cache", "state": tmp_path / "state", "port": PORT,
                             "timeout": timeout, "specs": json.dumps(specs),
-                            "models": json.dumps([{"name": x["name"], "model": x["model"], "port": x["port"], "gpu_memory_utilization": 0.3} for x in specs])})
+                            "models": json.dumps([{"name": x["name"], "model": x["model"], "port": x["port"], "gpu_memory_utilization": 0.2} for x in specs])})
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"),
                ANSIBLE_STDOUT_CALLBACK="default", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
     cmd = [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
@@ -76,6 +77,11 @@ def _play(tmp_path, specs, timeout, check=False):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=str(tmp_path))
     sys.stderr.write("play (check=%s, timeout=%d): %.1f s\n" % (check, timeout, time.time() - began))
     return proc, proc.stdout + proc.stderr
+
+
+def _flat(out):
+    """The output with the callback's line wrapping undone."""
+    return " ".join(out.split())
 
 
 def _requests(log):
@@ -98,9 +104,11 @@ def stage(tmp_path):
     local = tmp_path / "local-model"
     local.mkdir()
     (tmp_path / "models").mkdir()
+    # delta: a hub id on the fault injector's image (no huggingface_hub there, no weights to load)
     models = [{"name": "alpha", "model": "org/alpha", "port": 18511},
               {"name": "beta", "model": "org/beta", "port": 18512},
-              {"name": "gamma", "model": str(local), "port": 18513}]
+              {"name": "gamma", "model": str(local), "port": 18513},
+              {"name": "delta", "model": "org/delta", "port": 18514, "image": "multillm-fault-injector:latest"}]
     specs = model_specs(models, {"multillm_vram_strategy": "static", "model_stack_device": "cpu",
                                  "model_stack_name_prefix": "w-", "model_stack_config_dir": str(tmp_path / "models")})
     for spec in specs:
@@ -112,7 +120,7 @@ def stage(tmp_path):
         yield tmp_path, specs, log
     finally:
         server.shutdown()
-        for name in ("alpha", "beta", "gamma"):
+        for name in ("alpha", "beta", "gamma", "delta"):
             _docker("rm", "-f", "w-%s-weights" % name)
 
 
@@ -127,15 +135,17 @@ def test_the_weights_stage_fetches_in_parallel_resumes_and_fills_the_cache_vllm_
     # Check mode: says what it would fetch, starts nothing, asks the hub nothing.
     proc, out = _play(tmp_path, specs, timeout=60, check=True)
     assert proc.returncode == 0, out
-    assert "to fetch: alpha, beta" in out and "local directories (never fetched): gamma" in out, out
+    assert "to fetch: alpha, beta" in _flat(out), out
+    assert ("not fetched: gamma: a local directory, mounted read-only, never fetched; delta: its image "
+            "multillm-fault-injector:latest is the fault injector, which loads no weights") in _flat(out), out
     assert _requests(log) == [] and _docker("container", "inspect", "w-alpha-weights").returncode != 0, out
 
     # Cut by the timeout: fails naming the model, with its lines in bytes (57.0 MB at 3 MB/s).
     proc, out = _play(tmp_path, specs, timeout=6)
     assert proc.returncode != 0, out
-    assert re.search(r"the weights of alpha were not\s+fetched", out), out
-    assert re.search(r"alpha: \d+\.\d MB of 57\.0 MB, \d+\.\d (?:kB|MB)/s, \d+ s", out), out
-    assert "beta: complete, 12.0 MB" in out, out
+    assert re.search(r"the weights of alpha were not\s+fetched", out), out  # alpha only: not delta
+    assert re.search(r"alpha: \d+\.\d MB of 57\.0 MB, \d+\.\d (?:kB|MB)/s, \d+ s", _flat(out)), out
+    assert "beta: complete, 12.0 MB" in _flat(out), out
     first = _requests(log)
 
     # Both fetched at once: beta's download began a container start after alpha's (one after the
@@ -147,8 +157,8 @@ def test_the_weights_stage_fetches_in_parallel_resumes_and_fills_the_cache_vllm_
     # The rerun keeps the shard completed before and fetches only the one cut.
     proc, out = _play(tmp_path, specs, timeout=120)
     assert proc.returncode == 0, out
-    assert "weights complete in the cache: beta" in out and "to fetch: alpha" in out, out
-    assert "alpha: complete, 57.0 MB" in out, out
+    assert "weights complete in the cache: beta" in _flat(out) and "to fetch: alpha" in _flat(out), out
+    assert "alpha: complete, 57.0 MB" in _flat(out), out
     again = [r["path"] for r in _requests(log)[len(first):] if r["method"] == "GET" and "/resolve/" in r["path"]]
     assert [p.rsplit("/", 1)[1] for p in again] == ["model-2.safetensors"], again
     for name, shards in (("alpha", (1, 2)), ("beta", (1,))):
@@ -160,6 +170,8 @@ def test_the_weights_stage_fetches_in_parallel_resumes_and_fills_the_cache_vllm_
     assert not [b for b in blobs if b.endswith(".incomplete")], blobs  # the cut run's leftover removed
     assert not (cache / "hub" / "models--org--gamma").exists()  # the local directory is never fetched
     assert _docker("container", "inspect", "w-alpha-weights").returncode != 0  # removed once done
+    assert not [r for r in _requests(log) if "org/delta" in r["path"]]  # the fault injector's: never asked for
+    assert _docker("container", "inspect", "w-delta-weights").returncode != 0
 
     # What vLLM does with the cache: huggingface_hub offline, in the model's image, finds the snapshot.
     found = _docker("run", "--rm", "-e", "HF_HUB_OFFLINE=1", "-v", "%s:/root/.cache/huggingface" % cache,
@@ -171,7 +183,8 @@ def test_the_weights_stage_fetches_in_parallel_resumes_and_fills_the_cache_vllm_
     before = len(_requests(log))
     proc, out = _play(tmp_path, specs, timeout=60)
     assert proc.returncode == 0, out
-    assert "weights complete in the cache: alpha, beta" in out and "to fetch: none" in out, out
+    assert "weights complete in the cache: alpha, beta" in _flat(out) and "to fetch: none" in _flat(out), out
+    assert "not fetched: gamma: a local directory" in _flat(out) and "; delta: its image" in _flat(out), out
     assert _requests(log)[before:] == [], out
 
     # The token was read from the env files only.

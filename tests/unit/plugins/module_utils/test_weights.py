@@ -97,3 +97,39 @@ def test_status_reads_the_state_files_and_reports_a_fetch_that_never_wrote_one(t
     with open(job["state_file"], "w") as f:
         f.write('{"bytes": ')  # half-written: read as not there yet
     assert _weights.status([job])["lines"] == ["a: starting"]
+
+
+def test_a_model_whose_own_image_is_the_fault_injector_is_not_fetched():
+    # model_stack_server vllm (the default), one model on the fault injector's image: it has no
+    # huggingface_hub and loads no weights, so a fetch there only failed 60 s later.
+    models = [{"name": "a", "model": "org/a", "port": 8001, "gpu_memory_utilization": 0.4},
+              {"name": "never", "model": "org/never", "port": 8002, "gpu_memory_utilization": 0.4,
+               "image": "multillm-fault-injector:latest"},
+              {"name": "old", "model": "org/old", "port": 8003, "gpu_memory_utilization": 0.4,
+               "image": "multillm-fault-injector:v1"},
+              {"name": "local", "model": "/models/local", "port": 8004, "gpu_memory_utilization": 0.4}]
+    specs = _specs(models)
+    assert [s["server"] for s in specs] == ["vllm"] * 4
+    assert [j["name"] for j in _weights.jobs(specs, SETTINGS)] == ["a"]
+    assert [j["name"] for j in weights_filter.weights_jobs(specs, SETTINGS)] == ["a"]
+    skipped = weights_filter.weights_jobs(specs, SETTINGS, skipped=True)
+    assert [s["name"] for s in skipped] == ["never", "old", "local"]
+    assert skipped[0]["line"] == "never: its image multillm-fault-injector:latest is the fault injector, which loads no weights"
+    assert "fault injector" in skipped[1]["reason"] and "local directory" in skipped[2]["reason"]
+
+
+def test_the_fault_injector_image_is_the_one_the_settings_name():
+    models = [{"name": "a", "model": "org/a", "port": 8001, "gpu_memory_utilization": 0.4,
+               "image": "registry.example:5000/team/injector:2"},
+              {"name": "b", "model": "org/b", "port": 8002, "gpu_memory_utilization": 0.4,
+               "image": "registry.example:5000/team/vllm:2"}]
+    specs = _specs(models)
+    # the default injector image name matches neither
+    assert [j["name"] for j in _weights.jobs(specs, SETTINGS)] == ["a", "b"]
+    assert _weights.skipped(specs, SETTINGS) == []
+    own = dict(SETTINGS, model_stack_image_fault_injector="registry.example:5000/team/injector:latest")
+    assert [j["name"] for j in _weights.jobs(specs, own)] == ["b"]
+    assert [s["name"] for s in _weights.skipped(specs, own)] == ["a"]
+    # server fault_injector: every model, with its reason
+    all_fi = _specs(models[:1], model_stack_server="fault_injector")
+    assert _weights.skipped(all_fi, SETTINGS)[0]["reason"] == "served by the fault_injector, which loads no weights"
