@@ -5,14 +5,20 @@
 answering what huggingface_hub 2.x's snapshot_download asks (read in the vLLM image's copy,
 huggingface_hub/_snapshot_download.py, hf_api.py, file_download.py):
 
-  GET  /api/models/<repo>/revision/<rev>           -> {"id", "sha", "siblings"} (repo_info)
-  GET  /api/models/<repo>/tree/<rev>?recursive=... -> [{"type": "file", "path", "size", "oid"}]
+  GET  /api/models/<repo>[/revision/<rev>]         -> {"id", "sha", "siblings"} (model_info, repo_info)
+  GET  /api/models/<repo>/tree/<rev>[/<folder>]    -> [{"type": "file", "path", "size", "oid"}] (the
+                                                      files under the folder, at any depth)
   HEAD /<repo>/resolve/<rev>/<path>                -> X-Repo-Commit, ETag, Content-Length
-  GET  /<repo>/resolve/<rev>/<path>                -> the bytes; Range: bytes=N- -> 206 (resume)
+  GET  /<repo>/resolve/<rev>/<path>                -> the bytes; Range: bytes=N- or N-M -> 206
+                                                      (a resume; huggingface_hub's safetensors
+                                                      header read, which vLLM asks for)
+  a file missing from a known repository           -> 404 X-Error-Code: EntryNotFound (an optional
+                                                      file: transformers and vLLM go on without it)
 
 No Link header (one page of tree), no X-Xet-Hash (plain HTTP download), no redirect. Every
-GET of a file is paced to --rate bytes/s per connection (a link's speed); --pad-mib adds a
-file of that many MiB of zeros to every repository (weights-sized downloads from tiny models).
+GET of a file is paced to --rate bytes/s per connection (what one download stream gets) and,
+with --link-rate, all of them together to that many bytes/s (a host link shared by every
+stream); --pad-mib adds a file of that many MiB of zeros to every repository.
 Each request is logged as a JSON line to --log (the test reads the Range requests from it).
 """
 import argparse
@@ -52,8 +58,27 @@ class Repo(object):
                 pos += n
 
 
-def make_handler(repos, rate, log):
+class Link(object):
+    """A link all streams share: each chunk takes its turn at `rate` bytes/s (0: unlimited)."""
+
+    def __init__(self, rate):
+        self.rate, self.free_at, self.lock = float(rate or 0), 0.0, threading.Lock()
+
+    def take(self, n):
+        if not self.rate:
+            return
+        with self.lock:
+            start = max(time.time(), self.free_at)
+            self.free_at = start + n / self.rate
+            done = self.free_at
+        wait = done - time.time()
+        if wait > 0:
+            time.sleep(wait)
+
+
+def make_handler(repos, rate, log, link_rate=0):
     lock = threading.Lock()
+    link = Link(link_rate)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -75,9 +100,9 @@ def make_handler(repos, rate, log):
             if self.command == "GET":
                 self.wfile.write(body)
 
-        def _missing(self):
+        def _missing(self, code="RepoNotFound"):
             self.send_response(404)
-            self.send_header("X-Error-Code", "RepoNotFound")
+            self.send_header("X-Error-Code", code)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
@@ -86,37 +111,45 @@ def make_handler(repos, rate, log):
             self._log(range=self.headers.get("Range"))
             for name, repo in repos.items():
                 api = "/api/models/%s/" % name
-                if path.startswith(api + "revision/"):
+                if path.startswith(api + "revision/") or path == api[:-1]:
                     return self._json({"id": name, "sha": COMMIT,
                                        "siblings": [{"rfilename": p} for p in repo.files]})
                 if path.startswith(api + "tree/"):
+                    folder = "/".join(path[len(api + "tree/"):].split("/")[1:]).strip("/")
                     return self._json([{"type": "file", "path": p, "size": v[2], "oid": repo.etags[p][:40]}
-                                       for p, v in sorted(repo.files.items())])
+                                       for p, v in sorted(repo.files.items())
+                                       if not folder or p.startswith(folder + "/")])
                 res = "/%s/resolve/" % name
                 if path.startswith(res):
                     file_path = path[len(res):].split("/", 1)[1] if "/" in path[len(res):] else ""
                     if file_path in repo.files:
                         return self._file(repo, file_path)
+                    return self._missing("EntryNotFound")
             return self._missing()
 
         def _file(self, repo, path):
             size = repo.files[path][2]
-            start = 0
+            start, end = 0, size  # end: exclusive
             rng = self.headers.get("Range")
             if rng and rng.startswith("bytes=") and rng[6:].split("-")[0].isdigit():
-                start = min(int(rng[6:].split("-")[0]), size)
-            self.send_response(206 if start else 200)
+                first, last = rng[6:].split(",")[0].split("-", 1)
+                start = min(int(first), size)
+                if last.strip().isdigit():
+                    end = max(start, min(int(last) + 1, size))
+            partial = (start, end) != (0, size)
+            self.send_response(206 if partial else 200)
             self.send_header("X-Repo-Commit", COMMIT)
             self.send_header("ETag", '"%s"' % repo.etags[path])
-            self.send_header("Content-Length", str(size - start))
-            if start:
-                self.send_header("Content-Range", "bytes %d-%d/%d" % (start, size - 1, size))
+            self.send_header("Content-Length", str(end - start))
+            if partial:
+                self.send_header("Content-Range", "bytes %d-%d/%d" % (start, end - 1, size))
             self.end_headers()
             if self.command == "HEAD":
                 return
             began, sent = time.time(), 0
             try:
-                for chunk in repo.read(path, start, size):
+                for chunk in repo.read(path, start, end):
+                    link.take(len(chunk))
                     self.wfile.write(chunk)
                     sent += len(chunk)
                     if rate:
@@ -135,9 +168,10 @@ def make_handler(repos, rate, log):
     return Handler
 
 
-def serve(repos, port, rate=0, log=None, host="127.0.0.1"):
-    """Start the hub in a thread; returns the server (server.shutdown() stops it)."""
-    server = ThreadingHTTPServer((host, port), make_handler(repos, rate, log))
+def serve(repos, port, rate=0, log=None, host="127.0.0.1", link_rate=0):
+    """Start the hub in a thread; returns the server (server.shutdown() stops it). rate: bytes/s
+    per connection; link_rate: bytes/s of all connections together (0: unpaced)."""
+    server = ThreadingHTTPServer((host, port), make_handler(repos, rate, log, link_rate))
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
@@ -148,6 +182,7 @@ def main(argv=None):
     ap.add_argument("--repo", action="append", required=True, help="ORG/NAME=FOLDER")
     ap.add_argument("--port", type=int, default=18500)
     ap.add_argument("--rate", type=float, default=0, help="bytes/s per connection (0: unpaced)")
+    ap.add_argument("--link-rate", type=float, default=0, help="bytes/s of all connections together (0: unpaced)")
     ap.add_argument("--pad-mib", type=int, default=0)
     ap.add_argument("--log")
     a = ap.parse_args(argv)
@@ -155,7 +190,7 @@ def main(argv=None):
     for r in a.repo:
         name, folder = r.split("=", 1)
         repos[name] = Repo(name, folder, a.pad_mib * 1024 * 1024)
-    server = serve(repos, a.port, a.rate, a.log)
+    server = serve(repos, a.port, a.rate, a.log, link_rate=a.link_rate)
     sys.stdout.write("hub on 127.0.0.1:%d: %s\n" % (a.port, ", ".join(sorted(repos))))
     sys.stdout.flush()
     try:
