@@ -13,7 +13,8 @@ __metaclass__ = type
 from ansible_collections.llmops.multillm.plugins.module_utils._contract import (
     contract_errors, model_stack_errors, preflight_errors)
 from ansible_collections.llmops.multillm.plugins.module_utils._gateway import foreign_listeners, gateway_errors
-from ansible_collections.llmops.multillm.plugins.module_utils._model_spec import model_endpoints, model_specs
+from ansible_collections.llmops.multillm.plugins.module_utils._model_spec import (
+    model_endpoints, model_removals, model_specs)
 from ansible_collections.llmops.multillm.plugins.module_utils._placement import vram_expectations
 from ansible_collections.llmops.multillm.plugins.module_utils._summary import for_display
 from ansible_collections.llmops.multillm.plugins.module_utils._summary import verify_summary as _verify_summary
@@ -38,6 +39,7 @@ class FilterModule(object):
             # what model_stack runs and the gateway dials
             "model_specs": model_specs,
             "model_endpoints": model_endpoints,
+            "model_removals": model_removals,
             # the verify stage
             "vram_placement": vram_expectations,
             "verify_summary": verify_summary,

@@ -7,6 +7,8 @@ model_specs(models, settings) turns multillm_models and the model_stack_* settin
 a list of dicts (container, unit, image, entrypoint, argv, env, ports, volumes, device
 request, gate, kvcached pool, unit command lines...), in boot order. The role's tasks and
 templates only read these dicts. model_endpoints() is the hand-off to the gateway.
+unit_name() and container_name() are the one place a model's unit and container are named;
+model_removals() finds, from what the host has, the models that left the list.
 
 The input is assumed to have passed _contract.contract_errors and model_stack_errors.
 """
@@ -254,6 +256,43 @@ def _gate_lines(spec, previous, s):
     return {"after": after, "health": health, "kvctl_limit": kvctl, "shm_clean": shm_clean}
 
 
+def unit_name(name, prefix):
+    """The systemd unit of the model ``name``: <prefix><name>.service."""
+    return "%s%s.service" % (prefix, name)
+
+
+def container_name(name, prefix):
+    """The container of the model ``name``: <prefix><name>."""
+    return prefix + name
+
+
+def env_file(name, config_dir):
+    """The env file of the model ``name`` (its token, its own env)."""
+    return "%s/%s.env" % (config_dir, name)
+
+
+def model_removals(models, unit_files, containers, settings=None):
+    """The models the host still has that left ``models``, sorted by name: a model is on the host
+    when one of ``unit_files`` (paths of <prefix><name>.service) or ``containers`` (Docker's names,
+    "/<prefix><name>") names it. For each: {name, unit, unit_file (the path found, or None),
+    container, env_file}. Names without the prefix are not this host's models and are left alone."""
+    s = settings_with_defaults(settings)
+    prefix, listed = s["model_stack_name_prefix"], set(m["name"] for m in models)
+    unit_re = re.compile("^%s(.+)[.]service$" % re.escape(prefix))
+    found = {}  # name -> the unit file found, or None
+    for path in unit_files:
+        match = unit_re.match(path.rsplit("/", 1)[-1])
+        if match:
+            found[match.group(1)] = path
+    for container in containers:
+        container = container[1:] if container.startswith("/") else container
+        if container.startswith(prefix) and len(container) > len(prefix):
+            found.setdefault(container[len(prefix):], None)
+    return [{"name": name, "unit": unit_name(name, prefix), "unit_file": found[name],
+             "container": container_name(name, prefix), "env_file": env_file(name, s["model_stack_config_dir"])}
+            for name in sorted(found) if name not in listed]
+
+
 def model_spec(index, models, settings, before=None, start_after_s=0):
     """The spec of models[index]; `settings` as returned by settings_with_defaults. `before`:
     the indexes it boots behind (default: the previous model); `start_after_s`: the start
@@ -293,11 +332,11 @@ def model_spec(index, models, settings, before=None, start_after_s=0):
         "name": name,
         "model": m["model"],
         "port": port,
-        "container": prefix + name,
-        "unit": prefix + name + ".service",
+        "container": container_name(name, prefix),
+        "unit": unit_name(name, prefix),
         # The units it boots behind, space-separated (one on a single GPU; see _placement).
-        "previous_unit": " ".join(prefix + models[j]["name"] + ".service" for j in before),
-        "previous_units": [prefix + models[j]["name"] + ".service" for j in before],
+        "previous_unit": " ".join(unit_name(models[j]["name"], prefix) for j in before),
+        "previous_units": [unit_name(models[j]["name"], prefix) for j in before],
         "image": _image(m, s),
         "entrypoint": list(GATE_ENTRYPOINT),
         "command": argv,
@@ -307,7 +346,7 @@ def model_spec(index, models, settings, before=None, start_after_s=0):
         "previous_gate_dir": " ".join("/run/%s/%s" % (GATE_ROOT, models[j]["name"]) for j in before),
         "start_timeout_s": start_timeout,
         "env": _env(m, s, kvc, use_kvcached, pool, prefix_off_by_flag),
-        "env_file": "%s/%s.env" % (s["model_stack_config_dir"], name),
+        "env_file": env_file(name, s["model_stack_config_dir"]),
         "published_ports": ["%s:%s:%s" % (LOOPBACK, port, port)] + extra_ports,
         "volumes": volumes,
         "server": s["model_stack_server"],
@@ -321,7 +360,7 @@ def model_spec(index, models, settings, before=None, start_after_s=0):
         "shm_size": s["model_stack_shm_size"] if ipc_mode != "host" else None,
         "network": s["model_stack_network"] or None,
         "labels": {"io.llmops.multillm.managed": "true", "io.llmops.multillm.model": name,
-                   "io.llmops.multillm.unit": prefix + name + ".service"},
+                   "io.llmops.multillm.unit": unit_name(name, prefix)},
         "health_url": "http://%s:%s/health" % (LOOPBACK, port),
         # The KV check after the gate (module model_kv_check): vLLM's cache_config_info there,
         # against kv_tokens, the capacity in tokens the model's slice promises (None: no check).

@@ -2,13 +2,16 @@
 ansible-playbook against a unix socket (no Docker needed): test_image_pull.py and
 test_container_no_pull.py.
 
-It answers what community.docker's modules and llmops.multillm.image_pull ask: /_ping, /version,
-the images on the host (GET /images/json, /images/<name>/json) and no containers. Every POST is
-recorded in ``posts``; a pull (POST /images/create) is streamed by the test's ``pull`` callable
-when one is given, every other POST is answered 500 "not faked".
+It answers what community.docker's modules and llmops.multillm.image_pull ask: /_ping, /version, /info,
+the images on the host (GET /images/json, /images/<name>/json) and its containers (GET
+/containers/json, /containers/<id or name>/json: stopped ones; none unless given), and removes a
+container on DELETE /containers/<id> (recorded in ``deletes``). Every POST is recorded in
+``posts``; a pull (POST /images/create) is streamed by the test's ``pull`` callable when one is
+given, every other POST is answered 500 "not faked".
 """
 
 import contextlib
+import hashlib
 import http.server
 import json
 import os
@@ -27,14 +30,25 @@ class FakeEngine(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     """``images``: the image names on the host; a set passed in is kept (not copied), so a test
     sees what pulls added and can hand it to the next run. ``pull(engine, name, chunk)`` streams
     one pull: ``chunk(obj)`` sends one JSON line, as the engine does; adding ``name`` to
-    ``engine.images`` is the callable's job (a refused pull does not)."""
+    ``engine.images`` is the callable's job (a refused pull does not). ``containers``: names of
+    stopped containers on the host (their ids: ``container_id(name)``)."""
 
     daemon_threads = True
 
-    def __init__(self, path, images=(), pull=None):
+    def __init__(self, path, images=(), pull=None, containers=()):
         self.images = images if isinstance(images, set) else set(images)
-        self.posts, self.pull = [], pull
+        self.containers = dict((container_id(n), n) for n in containers)
+        self.posts, self.deletes, self.pull = [], [], pull
         super().__init__(path, EngineHandler)
+
+    def find(self, ref):
+        """The id of the container ``ref`` (an id or a name), or None."""
+        ref = ref.lstrip("/")
+        return next((cid for cid, name in self.containers.items() if ref in (cid, name)), None)
+
+
+def container_id(name):
+    return hashlib.sha256(name.encode()).hexdigest()
 
 
 class EngineHandler(http.server.BaseHTTPRequestHandler):
@@ -70,6 +84,8 @@ class EngineHandler(http.server.BaseHTTPRequestHandler):
             self.reply(200, b"OK")
         elif path == "/version":
             self.reply(200, {"ApiVersion": "1.41", "MinAPIVersion": "1.12", "Version": "20.10.24", "Os": "linux"})
+        elif path == "/info":
+            self.reply(200, {"Containers": len(self.server.containers), "Images": len(images), "OSType": "linux"})
         elif path == "/images/json":
             ref = json.loads(self.query().get("filters", ["{}"])[0]).get("reference", [""])[0]
             self.reply(200, [{"Id": IMAGE_ID, "RepoTags": [n]} for n in sorted(images)
@@ -81,7 +97,12 @@ class EngineHandler(http.server.BaseHTTPRequestHandler):
             else:
                 self.reply(404, {"message": "No such image: " + name})
         elif path == "/containers/json":
-            self.reply(200, [])  # no containers
+            self.reply(200, [{"Id": cid, "Names": ["/" + name], "Image": "fake", "State": "exited", "Labels": {}}
+                             for cid, name in sorted(self.server.containers.items())])
+        elif path.startswith("/containers/") and path.endswith("/json") and self.server.find(path.split("/")[2]):
+            cid = self.server.find(path.split("/")[2])
+            self.reply(200, {"Id": cid, "Name": "/" + self.server.containers[cid], "Image": "sha256:" + "b" * 64,
+                             "State": {"Running": False, "Status": "exited"}, "Config": {"Labels": {}}, "HostConfig": {}})
         elif path.startswith("/containers/"):
             self.reply(404, {"message": "No such container: " + path.split("/")[2]})
         else:
@@ -109,14 +130,26 @@ class EngineHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
         self.close_connection = True
 
+    def do_DELETE(self):  # noqa: N802 - http.server's naming
+        path = self.api_path()
+        cid = self.server.find(path.split("/")[2]) if path.startswith("/containers/") else None
+        if cid is None:
+            self.reply(404, {"message": "No such container: " + path})
+            return
+        self.server.deletes.append(self.server.containers.pop(cid))
+        self.send_response(204)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+
 
 @contextlib.contextmanager
-def fake_engine(sock, images=(), pull=None):
+def fake_engine(sock, images=(), pull=None, containers=()):
     """A FakeEngine serving on the unix socket ``sock`` (a path) while the block runs."""
     sock = str(sock)
     if os.path.exists(sock):
         os.unlink(sock)
-    engine = FakeEngine(sock, images, pull)
+    engine = FakeEngine(sock, images, pull, containers)
     threading.Thread(target=engine.serve_forever, daemon=True).start()
     try:
         yield engine
