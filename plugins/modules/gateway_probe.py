@@ -9,7 +9,7 @@ DOCUMENTATION = r'''
 ---
 module: gateway_probe
 short_description: Check that every model behind an OpenAI-compatible gateway really serves, plain and streamed
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Lists the models the gateway serves (C(GET /v1/models)) and sends each one chat completion and
     one streamed chat completion through it.

@@ -9,7 +9,7 @@ DOCUMENTATION = r'''
 ---
 module: image_pull
 short_description: Pull a Docker image and write its progress in bytes to a file while it pulls
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Pulls one image through the Docker Engine API (C(POST /images/create)), as
     M(community.docker.docker_image_pull) does (same connection options, same registry

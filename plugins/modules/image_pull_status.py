@@ -9,7 +9,7 @@ DOCUMENTATION = r'''
 ---
 module: image_pull_status
 short_description: Read the progress of a pull that M(llmops.multillm.image_pull) is doing
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - "Reads the progress file of a running M(llmops.multillm.image_pull) and returns one line
     C(<image>: 3.1 of 9.4 GB, 85.0 MB/s, 42 s) with the figures behind it."

@@ -9,7 +9,7 @@ DOCUMENTATION = r'''
 ---
 module: model_kv_check
 short_description: Read each vLLM model's KV-cache capacity and fail when it is below its plan
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Reads C(vllm:cache_config_info) from each model's C(/metrics) and reports its KV capacity in
     tokens (C(num_gpu_blocks) x C(block_size), the figure vLLM logs as C(GPU KV cache size)).
