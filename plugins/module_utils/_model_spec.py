@@ -71,6 +71,10 @@ LOOPBACK = "127.0.0.1"
 # H200, docs/benchmarks.md) until removed: README "Running against a real H100".
 VLLM_CACHE_DIR = "/var/lib/multillm/vllm-cache"
 VLLM_CACHE_MOUNT = "/root/.cache/vllm"
+# Triton's JIT cache inside the same volume: vLLM 0.26 on torch 2.11 leaves it at ~/.triton, so a
+# recreated container compiled vLLM's warm-up kernels again (OCR-sized model on an H200: 14-16 s
+# per warm start, docs/benchmarks.md, third run of 2026-12-04).
+TRITON_CACHE_DIR = VLLM_CACHE_MOUNT + "/triton"
 
 
 def _num(value):
@@ -171,7 +175,9 @@ def _argv(m, s, prefix_off_by_flag):
 
 
 def _env(m, s, kvc, use_kvcached, pool, prefix_off_by_flag):
-    env = dict(s["model_stack_env"] or {})
+    # First, so that model_stack_env or the model's env may move it.
+    env = {"TRITON_CACHE_DIR": TRITON_CACHE_DIR} if s["model_stack_server"] == "vllm" else {}
+    env.update(s["model_stack_env"] or {})
     if use_kvcached:
         env.update({
             "ENABLE_KVCACHED": "true",

@@ -82,7 +82,8 @@ def test_static_renders_the_slice_and_switches_kvcached_off():
     assert qwen["command"][qwen["command"].index("--gpu-memory-utilization") + 1] == "0.5"
     assert "--no-enable-prefix-caching" not in qwen["command"]
     # vLLM's compile cache lives on the host volume of this model (a warm restart).
-    assert qwen["env"] == {"ENABLE_KVCACHED": "false", "VLLM_CACHE_ROOT": "/root/.cache/vllm"}
+    assert qwen["env"] == {"ENABLE_KVCACHED": "false", "VLLM_CACHE_ROOT": "/root/.cache/vllm",
+                           "TRITON_CACHE_DIR": "/root/.cache/vllm/triton"}
     assert qwen["ipc_mode"] == "private" and qwen["ipc_name"] == ""
 
 

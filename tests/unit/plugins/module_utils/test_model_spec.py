@@ -44,7 +44,7 @@ def test_kvcached_argv_env_and_names():
         "ENABLE_KVCACHED": "true", "KVCACHED_AUTOPATCH": "1", "KVCACHED_IPC_NAME": "multillm_qwen2-5-14b-instruct",
         "KVCACHED_MIN_RESERVED_PAGES": "0", "KVCACHED_MAX_RESERVED_PAGES": "0",
         "KVCACHED_MAX_CACHED_TOKENS": "16", "KVCACHED_PAGE_SIZE_MB": "2", "KVCACHED_PAGE_PREALLOC_ENABLED": "true",
-        "VLLM_CACHE_ROOT": "/root/.cache/vllm"}
+        "VLLM_CACHE_ROOT": "/root/.cache/vllm", "TRITON_CACHE_DIR": "/root/.cache/vllm/triton"}
     assert all(isinstance(v, str) for s in (qwen, ocr) for v in s["env"].values())
     assert qwen["ipc_mode"] == "host" and qwen["shm_size"] is None
     assert qwen["device_requests"] == [{"driver": "nvidia", "count": -1, "capabilities": [["gpu"]]}]
@@ -55,7 +55,8 @@ def test_static_renders_the_slice_and_switches_kvcached_off():
     assert qwen["image"] == "vllm/vllm-openai:v0.19.0"
     assert qwen["command"][qwen["command"].index("--gpu-memory-utilization") + 1] == "0.5"
     assert "--no-enable-prefix-caching" not in qwen["command"]
-    assert qwen["env"] == {"ENABLE_KVCACHED": "false", "VLLM_CACHE_ROOT": "/root/.cache/vllm"}
+    assert qwen["env"] == {"ENABLE_KVCACHED": "false", "VLLM_CACHE_ROOT": "/root/.cache/vllm",
+                           "TRITON_CACHE_DIR": "/root/.cache/vllm/triton"}
     assert (qwen["ipc_mode"], qwen["ipc_name"], qwen["shm_size"], qwen["kvctl_limit_gib"]) == ("private", "", "8g", 0)
     assert qwen["gate"]["shm_clean"] == [] and qwen["gate"]["kvctl_limit"] == []
 
@@ -249,3 +250,15 @@ def test_the_filters_are_thin_wrappers():
     assert filters["model_specs"]([QWEN], GPU) == ms.model_specs([QWEN], GPU)
     assert filters["model_endpoints"]([QWEN]) == ms.model_endpoints([QWEN])
     assert filters["model_stack_errors"]({}, [QWEN], "h") == []
+
+
+def test_triton_cache_lives_in_the_vllm_cache_volume_and_can_be_moved():
+    # Inside the mounted VLLM_CACHE_ROOT, so a recreated container keeps vLLM's warm-up kernels.
+    qwen, _ = specs(multillm_vram_strategy="static")
+    assert qwen["env"]["TRITON_CACHE_DIR"].startswith(qwen["env"]["VLLM_CACHE_ROOT"] + "/")
+    assert "%s:%s" % (qwen["vllm_cache_dir"], qwen["env"]["VLLM_CACHE_ROOT"]) in qwen["volumes"]
+    # The host's model_stack_env and then the model's own env may move it.
+    qwen, _ = specs(multillm_vram_strategy="static", model_stack_env={"TRITON_CACHE_DIR": "/srv/triton"})
+    assert qwen["env"]["TRITON_CACHE_DIR"] == "/srv/triton"
+    (qwen,) = specs([dict(QWEN, env={"TRITON_CACHE_DIR": "/tmp/t"})], multillm_vram_strategy="static")
+    assert qwen["env"]["TRITON_CACHE_DIR"] == "/tmp/t"
