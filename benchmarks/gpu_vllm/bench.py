@@ -868,7 +868,8 @@ def main():
     p.add_argument("--port-offset", type=int, default=0, help="added to the inventory's ports (dry runs here)")
     p.add_argument("--only", help="the inventory's models of these names only (comma-separated)")
     p.add_argument("--triton-in-cache", action="store_true",
-                   help="every model's env gets TRITON_CACHE_DIR inside its vLLM cache volume (<mount>/%s)" % TRITON_SUBDIR)
+                   help="every model's env gets TRITON_CACHE_DIR inside its vLLM cache volume (<mount>/%s); "
+                   "the spec sets the same since b553664" % TRITON_SUBDIR)
     p.add_argument("--at-rest", metavar="CMD", help="seq/single: a shell command run while the models rest "
                    "(after the resting vram_check, before the burst); see at_rest()")
     p.add_argument("--expect-gpu", type=float, help="vram_check: each spec GPU's expected GiB at rest")
