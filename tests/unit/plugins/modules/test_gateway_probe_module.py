@@ -2,19 +2,14 @@
 fake OpenAI server of test_gateway_probe: the key stays out of every result, failures name the
 model, check mode probes the same."""
 
-import json
-import os
 import pathlib
-import subprocess
 import sys
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[4]
-COLLECTIONS = ROOT / "collections"
-MODULE = "ansible_collections.llmops.multillm.plugins.modules.gateway_probe"
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "module_utils"))
 
+from module_process import run_module  # noqa: E402  pylint: disable=wrong-import-position
 from test_gateway_probe import KEY, FakeGateway  # noqa: E402  pylint: disable=wrong-import-position
 
 
@@ -26,14 +21,7 @@ def gateway():
 
 
 def run(args, check_mode=False):
-    args = dict(args, _ansible_check_mode=check_mode)
-    env = dict(os.environ, PYTHONPATH=str(COLLECTIONS))
-    proc = subprocess.run([sys.executable, "-m", MODULE, json.dumps({"ANSIBLE_MODULE_ARGS": args})],
-                          env=env, capture_output=True, text=True, timeout=60, check=False)
-    result = json.loads(proc.stdout)
-    result["_rc"] = proc.returncode
-    result["_raw"] = proc.stdout + proc.stderr
-    return result
+    return run_module("gateway_probe", args, check_mode)
 
 
 @pytest.mark.parametrize("check_mode", [False, True])

@@ -1,20 +1,15 @@
 """model_kv_check run as Ansible runs it, against fake vLLM /metrics on loopback."""
 
 import http.server
-import json
-import os
 import pathlib
-import subprocess
 import sys
 import threading
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[4]
-COLLECTIONS = ROOT / "collections"
-MODULE = "ansible_collections.llmops.multillm.plugins.modules.model_kv_check"
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "module_utils"))
 
+from module_process import run_module  # noqa: E402  pylint: disable=wrong-import-position
 from test_kv_capacity import KVCACHED_14B, SQUEEZED_14B, STATIC_14B  # noqa: E402  pylint: disable=wrong-import-position
 
 
@@ -41,12 +36,7 @@ def metrics():
 
 
 def run(args):
-    env = dict(os.environ, PYTHONPATH=str(COLLECTIONS))
-    proc = subprocess.run([sys.executable, "-m", MODULE, json.dumps({"ANSIBLE_MODULE_ARGS": args})],
-                          env=env, capture_output=True, text=True, timeout=60)
-    result = json.loads(proc.stdout)
-    result["_rc"] = proc.returncode
-    return result
+    return run_module("model_kv_check", args)
 
 
 def model(pages, name, path, text, kv_tokens=None, index=0):
